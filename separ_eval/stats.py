@@ -1,0 +1,141 @@
+"""Per-unit activation statistics, collected by forward-pre-hooks on the output projections.
+
+Statistics are sufficient sums in float64, so batches, steps and processes merge
+by addition. Each sequence is first reduced in float32 (one fused pass per
+projection) and the per-sequence partials are summed in float64: the result does
+not depend on how sequences are batched, up to float64 rounding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .arch import UNIT_TYPES, ModelMap, base_model
+
+STAT_NAMES = ("count", "sum", "sum_sq", "sum_abs", "sum_sqrt", "count_pos")
+
+
+@dataclass
+class UnitStats:
+    """sums[unit] has shape (len(STAT_NAMES), n_layers, width), float64."""
+
+    sums: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @classmethod
+    def zeros(cls, shapes: dict[str, tuple[int, int]], device="cpu") -> "UnitStats":
+        return cls({u: torch.zeros((len(STAT_NAMES), *s), dtype=torch.float64, device=device) for u, s in shapes.items()})
+
+    def __add__(self, other: "UnitStats") -> "UnitStats":
+        return UnitStats({u: self.sums[u] + other.sums[u].to(self.sums[u].device) for u in self.sums})
+
+    def get(self, unit: str, name: str) -> torch.Tensor:
+        return self.sums[unit][STAT_NAMES.index(name)]
+
+    def tokens(self, unit: str = "ff") -> int:
+        return int(self.get(unit, "count")[0, 0].item())
+
+    def mean(self, unit: str, name: str) -> torch.Tensor:
+        """E[stat] per unit; `name` is a sum (sum, sum_sq, sum_abs, sum_sqrt, count_pos)."""
+        count = self.get(unit, "count")
+        if bool((count == 0).any()):
+            raise ValueError("No tokens were collected: the corpus gave no (unpadded) positions.")
+        return self.get(unit, name) / count
+
+    def std(self, unit: str) -> torch.Tensor:
+        """True (population) standard deviation per unit."""
+        mean = self.mean(unit, "sum")
+        return (self.mean(unit, "sum_sq") - mean * mean).clamp_min(0).sqrt()
+
+    def cpu(self) -> "UnitStats":
+        return UnitStats({u: t.cpu() for u, t in self.sums.items()})
+
+    def all_reduce(self) -> "UnitStats":
+        """Sum across torch.distributed ranks (no-op when not distributed)."""
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            for tensor in self.sums.values():
+                dist.all_reduce(tensor)
+        return self
+
+
+def _sequence_sums(activations: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+    """(len(STAT_NAMES), width) float64 sums over the unmasked positions of a (B, T, W) batch."""
+    a = activations.float()
+    weights = token_mask.to(a.dtype)  # (B, T)
+    # Reduce over positions within each sequence in float32 (BLAS), then over sequences in float64.
+    partials = torch.stack(
+        [
+            weights.sum(dim=1, keepdim=True).expand(-1, a.shape[-1]),
+            torch.einsum("bt,btw->bw", weights, a),
+            torch.einsum("bt,btw->bw", weights, a * a),
+            torch.einsum("bt,btw->bw", weights, a.abs()),
+            torch.einsum("bt,btw->bw", weights, a.abs().sqrt()),
+            torch.einsum("bt,btw->bw", weights, (a > 0).to(a.dtype)),
+        ]
+    )  # (6, B, W)
+    return partials.double().sum(dim=1)
+
+
+class StatsCollector:
+    """Context manager: while open, every forward adds to `self.stats` for the positions in `token_mask`."""
+
+    def __init__(self, model_map: ModelMap, device="cpu"):
+        self.model_map = model_map
+        self.stats = UnitStats.zeros(model_map.shapes(), device=device)
+        self.token_mask: torch.Tensor | None = None
+        self._handles = []
+
+    def _hook(self, unit: str, layer: int):
+        def hook(module, args):
+            x = args[0]
+            mask = self.token_mask
+            if mask is None:
+                raise RuntimeError("StatsCollector.token_mask must be set before each forward pass.")
+            x = x.reshape(*mask.shape, x.shape[-1])
+            self.stats.sums[unit][:, layer] += _sequence_sums(x, mask).to(self.stats.sums[unit].device)
+
+        return hook
+
+    def __enter__(self) -> "StatsCollector":
+        for unit in UNIT_TYPES:
+            for layer in range(self.model_map.n_layers):
+                module = self.model_map.projection(unit, layer)
+                self._handles.append(module.register_forward_pre_hook(self._hook(unit, layer)))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+
+@torch.inference_mode()
+def collect(model, model_map: ModelMap, blocks, *, batch_size: int = 8, progress=None) -> UnitStats:
+    """Statistics over `blocks` (see data.Blocks). Runs the decoder only: no LM head logits."""
+    decoder = base_model(model)
+    device = next(model.parameters()).device
+    with StatsCollector(model_map, device=device) as collector:
+        for input_ids, attention_mask in blocks.batches(batch_size):
+            input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+            collector.token_mask = attention_mask.bool()
+            decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+            if progress is not None:
+                progress(int(attention_mask.sum()))
+    return collector.stats.cpu()
+
+
+
+def save_stats(stats: UnitStats, path) -> None:
+    """safetensors, float64: resuming a `--no-recollect` run reuses them bit for bit."""
+    from safetensors.torch import save_file
+
+    save_file({u: t.contiguous() for u, t in stats.sums.items()}, str(path))
+
+
+def load_stats(path) -> UnitStats:
+    from safetensors.torch import load_file
+
+    return UnitStats(load_file(str(path)))
