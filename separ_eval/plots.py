@@ -1,0 +1,57 @@
+"""Trajectory plots: retain drop against forget drop, one panel per accuracy metric."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+# Figure + the Agg canvas directly, not pyplot: no global backend switch, no
+# figure registry to leak from, safe in headless runs and threads.
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from separ_eval.results import method_tag, target_tag
+from separ_eval.separability import ACCURACY_METRICS, relative_drops, separability_area
+
+
+def plot_trajectory(
+    results_obj: Mapping, path, metrics: Sequence[str] = ACCURACY_METRICS
+) -> Path:
+    """Write a PNG of dF against dR per metric; above the dashed diagonal is separation."""
+    path = Path(path)
+    trajectory = results_obj["trajectory"]
+    columns = 2 if len(metrics) > 1 else 1
+    rows = -(-len(metrics) // columns)
+    figure = Figure(figsize=(5 * columns, 4.6 * rows), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+
+    for ax, metric in zip(axes, metrics):
+        d_forget = relative_drops([record["forget"][metric] for record in trajectory])
+        d_retain = relative_drops([record["retain"][metric] for record in trajectory])
+        area = separability_area(d_retain, d_forget)
+        low = min(0.0, *d_retain, *d_forget) - 0.02
+        high = max(1.0, *d_retain, *d_forget) + 0.02
+        ax.plot([low, high], [low, high], linestyle="--", color="grey", linewidth=1, label="dF = dR")
+        # Step 0 is (0, 0): relative drops of the unpruned model.
+        ax.plot(d_retain, d_forget, marker="o", markersize=3, label="pruning steps")
+        ax.set_xlim(low, high)
+        ax.set_ylim(low, high)
+        ax.set_aspect("equal")
+        ax.set_xlabel("retain drop dR")
+        ax.set_ylabel("forget drop dF")
+        ax.set_title(f"{metric}   SA = {area:.3f}")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right", fontsize="small")
+    for unused in axes[len(metrics):]:
+        unused.set_visible(False)
+
+    target = results_obj["target"]
+    figure.suptitle(
+        f"{results_obj['model']['id']} · {target_tag(target['name'], target['reversed'])}"
+        f" · {method_tag(results_obj['method'])}"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png", dpi=100)
+    figure.clear()  # frees the artists now; the figure was never registered with pyplot
+    return path

@@ -1,0 +1,269 @@
+"""Results files: schema checks, naming, safe writes, collection, leaderboard, plot."""
+
+import copy
+import json
+import os
+
+import pytest
+
+from separ_eval import results as results_module
+from separ_eval.plots import plot_trajectory
+from separ_eval.results import (
+    SCHEMA,
+    ResultsError,
+    collect,
+    leaderboard_rows,
+    load_results,
+    render,
+    run_name,
+    validate,
+    write_results,
+)
+from separ_eval.separability import summarize
+
+HASH = "0123456789abcdef" * 4
+
+
+def _scores(top1, loss):
+    return {"top1": top1, "top10": 0.9, "skip50_top1": top1 / 2, "skip50_top10": 0.8, "loss": loss}
+
+
+def make_results(forget_top1=(0.5, 0.25, 0.125), retain_top1=(0.5, 0.5, 0.25),
+                 model_id="HuggingFaceTB/SmolLM2-135M", created="2026-01-01T00:00:00Z"):
+    trajectory = [
+        {"step": s, "pruned": {"ff": 0.05 * s, "attn": 0.0},
+         "forget": _scores(f, 2.0 + s), "retain": _scores(r, 2.0)}
+        for s, (f, r) in enumerate(zip(forget_top1, retain_top1))
+    ]
+    return {
+        "schema": SCHEMA,
+        "model": {"id": model_id, "revision": "main", "family": "llama",
+                  "n_params": 134515008, "dtype": "float32"},
+        "target": {"name": "code", "forget": "code", "retain": "prose", "reversed": False},
+        "method": {"ff_frac": 0.05, "attn_frac": 0.0, "attn_unit": "neuron", "steps": 2,
+                   "scoring": {"ff": "abs", "attn": "abs"}, "offset": "zero",
+                   "recollect": True, "collect_tokens": 1000, "eval_tokens": 1000, "seed": 0},
+        "data": {"forget": {"source": "corpora/code.jsonl.gz", "sha256": HASH},
+                 "retain": {"source": "corpora/prose.jsonl.gz", "sha256": HASH}},
+        "trajectory": trajectory,
+        "summary": summarize(trajectory),
+        "environment": {"separ_eval": "0.1.0", "device": "cpu", "created": created},
+        "timing": {"total_s": 1.0, "collect_s": 0.5, "eval_s": 0.5},
+    }
+
+
+@pytest.fixture
+def valid():
+    return make_results()
+
+
+def test_minimal_results_validate(valid):
+    assert validate(valid) == []
+
+
+def test_missing_key_is_named(valid):
+    del valid["model"]["n_params"]
+    del valid["data"]
+    assert validate(valid) == ["model.n_params: missing", "data: missing"]
+
+
+def test_wrong_schema_string(valid):
+    valid["schema"] = "separ-eval/results/v2"
+    assert validate(valid) == ["schema: expected 'separ-eval/results/v1', got 'separ-eval/results/v2'"]
+
+
+def test_wrong_types_are_reported(valid):
+    valid["model"]["n_params"] = "135M"
+    valid["target"]["reversed"] = "no"
+    valid["data"]["retain"]["sha256"] = "abc"
+    problems = validate(valid)
+    assert len(problems) == 3
+    assert problems[0].startswith("model.n_params: expected an integer >= 1, got str")
+    assert problems[1].startswith("target.reversed: expected true or false")
+    assert problems[2].startswith("data.retain.sha256: expected 64 lowercase hex digits")
+
+
+def test_tampered_summary_is_flagged(valid):
+    valid["summary"]["top1"]["sa"] += 1e-6
+    [problem] = validate(valid)
+    assert problem.startswith("summary.top1.sa: 0.500001")
+    assert "recomputed from the trajectory" in problem
+
+
+def test_summary_rounding_within_tolerance_is_accepted(valid):
+    valid["summary"]["top1"]["sa"] += 1e-12
+    assert validate(valid) == []
+
+
+def test_missing_summary_metric(valid):
+    del valid["summary"]["skip50_top10"]
+    assert validate(valid) == ["summary.skip50_top10: missing"]
+
+
+def test_non_monotone_steps(valid):
+    valid["trajectory"][2]["step"] = 1
+    assert validate(valid) == ["trajectory[2].step: steps must increase: 1 after 1"]
+
+
+def test_step_zero_must_come_first(valid):
+    valid["trajectory"].reverse()
+    problems = validate(valid)
+    assert "trajectory[0].step: the first record must be step 0, got 2" in problems
+
+
+def test_bad_trajectory_values(valid):
+    valid["trajectory"][1]["pruned"]["ff"] = 1.5
+    valid["trajectory"][2]["forget"]["top10"] = "0.9"
+    problems = validate(valid)
+    assert problems == [
+        "trajectory[1].pruned.ff: expected a number in [0, 1], got float (1.5)",
+        "trajectory[2].forget.top10: expected a number, got str",
+    ]
+
+
+def test_empty_trajectory_and_non_object():
+    obj = make_results()
+    obj["trajectory"] = []
+    assert validate(obj) == ["trajectory: empty: needs at least step 0"]
+    assert validate([1, 2]) == ["results must be a JSON object, got list"]
+
+
+def test_load_results_reports_invalid_json_and_schema(tmp_path, valid):
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    with pytest.raises(ResultsError, match="invalid JSON") as err:
+        load_results(broken)
+    assert err.value.path == broken
+    valid["schema"] = "other"
+    stale = tmp_path / "stale.json"
+    stale.write_text(json.dumps(valid))
+    with pytest.raises(ResultsError, match="schema: expected"):
+        load_results(stale)
+
+
+def test_run_name_is_readable_and_distinguishes_settings(valid):
+    method = valid["method"]
+    assert run_name("smollm2-135m", "code", False, method) == "smollm2-135m__code__ff-abs-0.05x2"
+    assert run_name("HuggingFaceTB/SmolLM2-135M", "code", True, method) == \
+        "huggingfacetb--smollm2-135m__code-reversed__ff-abs-0.05x2"
+    method.update(attn_frac=0.01, attn_unit="head", scoring={"ff": "freq", "attn": "random"},
+                  offset="mean", recollect=False, seed=3)
+    assert run_name("m", "code", False, method) == \
+        "m__code__ff-freq-0.05x2+attn-head-random-0.01x2-mean-norecollect-seed3"
+
+
+def test_write_results_round_trips_without_temp_files(tmp_path, valid):
+    path = write_results(valid, tmp_path)
+    assert path.name == "huggingfacetb--smollm2-135m__code__ff-abs-0.05x2.json"
+    assert load_results(path) == valid
+    assert os.listdir(tmp_path) == [path.name]
+
+
+def test_write_results_failure_leaves_old_file_intact(tmp_path, valid, monkeypatch):
+    path = write_results(valid, tmp_path)
+    before = path.read_bytes()
+
+    def disk_full(fd):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(results_module.os, "fsync", disk_full)
+    valid["timing"]["total_s"] = 99.0
+    with pytest.raises(OSError, match="disk full"):
+        write_results(valid, tmp_path)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == [path.name]
+
+
+def test_write_results_overwrites_the_same_run(tmp_path, valid):
+    write_results(valid, tmp_path)
+    rerun = make_results(forget_top1=(0.5, 0.125, 0.0625))
+    path = write_results(rerun, tmp_path)
+    assert load_results(path)["trajectory"][2]["forget"]["top1"] == 0.0625
+
+
+def test_write_results_refuses_a_different_run_with_the_same_name(tmp_path, valid):
+    path = write_results(valid, tmp_path)
+    other = copy.deepcopy(valid)
+    other["method"]["collect_tokens"] = 5000  # not in the file name, still another run
+    with pytest.raises(FileExistsError, match="different run"):
+        write_results(other, tmp_path)
+    assert load_results(path)["method"]["collect_tokens"] == 1000
+
+
+def test_write_results_refuses_invalid_objects(tmp_path, valid):
+    valid["summary"]["top1"]["mdd"] = 0.9
+    with pytest.raises(ResultsError, match="summary.top1.mdd"):
+        write_results(valid, tmp_path)
+    assert os.listdir(tmp_path) == []
+
+
+def test_collect_separates_bad_and_foreign_files(tmp_path, valid):
+    good = write_results(valid, tmp_path)
+    (tmp_path / "broken.json").write_text('{"schema": ')
+    (tmp_path / "package.json").write_text('{"name": "left-pad"}')
+    (tmp_path / "notes.txt").write_text("not json, not looked at")
+    results, errors = collect(tmp_path)
+    assert results == [(good, valid)]
+    assert [path.name for path, _ in errors] == ["broken.json", "package.json"]
+    assert "invalid JSON" in errors[0][1]
+    assert "schema: expected 'separ-eval/results/v1', got None" in errors[1][1]
+
+
+def _two_runs():
+    # top1 SA: first 0.5 (see test_separability), second 0.75 (retain never moves:
+    # polygon (0,0) (0,0.5) (0,0.75) (1,1), cross term -0.75)
+    weaker = make_results(model_id="org/<b>weak</b>")
+    stronger = make_results(model_id="org/strong", retain_top1=(0.5, 0.5, 0.5))
+    return weaker, stronger
+
+
+def test_leaderboard_rows_sorted_by_sa_with_base_scores():
+    weaker, stronger = _two_runs()
+    rows = leaderboard_rows([weaker, stronger])
+    assert [row["model"] for row in rows] == ["org/strong", "org/<b>weak</b>"]
+    assert rows[0] == pytest.approx({
+        "model": "org/strong", "family": "llama", "n_params": 134515008, "target": "code",
+        "method": "ff-abs-0.05x2", "forget_top1": 0.5, "retain_top1": 0.5,
+        "sa_top1": 0.75, "mdd_top1": 0.75, "f_at_r5_top1": 0.75, "sa_skip50_top1": 0.75,
+    })
+    assert rows[1]["sa_top1"] == pytest.approx(0.5)
+    assert rows[1]["f_at_r5_top1"] == pytest.approx(0.525)
+
+
+def test_leaderboard_keeps_the_latest_of_duplicate_runs(tmp_path):
+    old = make_results(created="2026-01-01T00:00:00Z")
+    new = make_results(retain_top1=(0.5, 0.5, 0.5), created="2026-02-01T00:00:00Z")
+    rows = leaderboard_rows([(tmp_path / "a.json", new), (tmp_path / "b.json", old)])
+    assert len(rows) == 1
+    assert rows[0]["sa_top1"] == pytest.approx(0.75)
+
+
+def test_render_formats_contain_the_numbers():
+    rows = leaderboard_rows(_two_runs())
+    md = render(rows, "md")
+    assert md.splitlines()[0].startswith("| Model | Family | Params |")
+    assert "| org/strong | llama | 135M | code | ff-abs-0.05x2 | 0.500 | 0.500 | 0.750 |" in md
+    assert "| org/&lt;b&gt;weak&lt;/b&gt; | llama |" in md
+
+    page = render(rows, "html")
+    assert page.startswith("<!DOCTYPE html>")
+    assert "<td>0.525</td>" in page and "<td>0.750</td>" in page
+    assert "org/&lt;b&gt;weak&lt;/b&gt;" in page and "<b>weak" not in page
+
+    assert json.loads(render(rows, "json")) == json.loads(json.dumps(rows))
+
+    from rich.console import Console
+
+    console = Console(record=True, width=200)
+    console.print(render(rows, "table"))
+    text = console.export_text()
+    assert "0.750" in text and "org/<b>weak</b>" in text
+
+    with pytest.raises(ValueError, match="unknown format 'csv'"):
+        render(rows, "csv")
+
+
+def test_plot_trajectory_writes_a_png(tmp_path, valid):
+    path = plot_trajectory(valid, tmp_path / "plots" / "run.png")
+    data = path.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 10_000
