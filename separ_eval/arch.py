@@ -28,7 +28,8 @@ UNIT_TYPES = ("ff", "attn")
 # c_proj (GPT-2), dense (GPT-NeoX, Phi), wo (T5-style decoders).
 ATTN_OUT_NAMES = ("o_proj", "out_proj", "c_proj", "dense", "wo")
 
-# family (config.model_type) -> {"layers": path, "ff": path in layer, "attn": path in layer}.
+# family (config.model_type) -> {"layers": path, "ff": path in layer, "attn": path in layer,
+# "d_model": int, "n_heads": int}; every key optional.
 # Only for models the generic rules get wrong; add yours here.
 OVERRIDES: dict[str, dict[str, str]] = {}
 
@@ -166,12 +167,16 @@ def map_model(model: nn.Module) -> ModelMap:
     """Map every decoder layer of `model` to its two output projections, and read the unit widths."""
     config = text_config(model)
     family = getattr(model.config, "model_type", type(model).__name__)
-    d_model = _config_value(config, "hidden_size", "n_embd", "d_model")
-    n_heads = _config_value(config, "num_attention_heads", "n_head", "num_heads")
+    override = OVERRIDES.get(family, {})
+    d_model = override.get("d_model") or _config_value(config, "hidden_size", "n_embd", "d_model")
+    n_heads = override.get("n_heads") or _config_value(config, "num_attention_heads", "n_head", "num_heads")
     if d_model is None or n_heads is None:
         raise ArchitectureError(
-            f"Config of family {family!r} has no hidden size / head count "
-            "(looked for hidden_size, n_embd, d_model / num_attention_heads, n_head, num_heads)."
+            f"Config of family {family!r} has no hidden size / attention head count "
+            "(looked for hidden_size, n_embd, d_model / num_attention_heads, n_head, num_heads): "
+            "selective pruning needs decoder layers with attention and an MLP. If this model has them, add "
+            f"OVERRIDES[{family!r}] = {{'d_model': ..., 'n_heads': ..., 'layers': ..., 'ff': ..., 'attn': ...}} "
+            "in separ_eval.arch."
         )
     layers = decoder_layers(model)
     mapped = [_find_projections(layer, d_model, family, i) for i, layer in enumerate(layers)]

@@ -1,0 +1,312 @@
+"""The pruning engine on tiny random models of every supported family."""
+
+import pytest
+import torch
+from torch import nn
+
+from separ_eval import arch, prune, scoring, stats
+from separ_eval.data import Blocks
+from separ_eval.testing import FAMILIES, tiny_model
+
+FAMILY_NAMES = sorted(FAMILIES)
+
+
+def _blocks(n=3, length=12, seed=0, pad_last=4):
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(3, 300, (n, length), generator=generator)
+    mask = torch.ones_like(ids)
+    mask[-1, length - pad_last :] = 0  # right padding on the last sequence
+    ids[mask == 0] = 0
+    return Blocks(ids, mask)
+
+
+def _logits(model, blocks):
+    with torch.no_grad():
+        return model(input_ids=blocks.input_ids, attention_mask=blocks.attention_mask).logits
+
+
+def _random_masks(model_map, seed=0, share=0.2):
+    generator = torch.Generator().manual_seed(seed)
+    return {u: torch.rand(s, generator=generator) < share for u, s in model_map.shapes().items()}
+
+
+@pytest.fixture(scope="module", params=FAMILY_NAMES)
+def family_model(request):
+    return request.param, tiny_model(request.param)
+
+
+def test_widths_match_config(family_model):
+    family, model = family_model
+    model_map = arch.map_model(model)
+    config = model.config
+    expected_mlp = next(getattr(config, k) for k in ("ffn_dim", "n_inner", "intermediate_size") if getattr(config, k, None))
+    expected_heads = next(getattr(config, k) for k in ("num_attention_heads", "n_head", "num_heads") if getattr(config, k, None))
+    hidden = next(getattr(config, k) for k in ("hidden_size", "n_embd") if getattr(config, k, None))
+    expected_head_dim = getattr(config, "head_dim", None) or hidden // expected_heads
+    assert model_map.n_layers == 2
+    assert model_map.d_mlp == expected_mlp
+    assert model_map.n_heads == expected_heads
+    assert model_map.d_head == expected_head_dim
+    if family in ("gemma", "gemma2", "gemma3_text"):
+        assert model_map.n_heads * model_map.d_head != hidden  # head_dim differs from hidden / heads
+
+
+def test_pruning_nothing_is_bit_identical(family_model):
+    family, model = family_model
+    model = tiny_model(family)
+    model_map = arch.map_model(model)
+    blocks = _blocks()
+    before = _logits(model, blocks)
+    empty = prune.Masks.empty(model_map)
+    prune.bake(model_map, empty.pruned, empty.offsets)
+    assert torch.equal(before, _logits(model, blocks))
+
+
+def test_baked_pruning_equals_hook_ablation(family_model):
+    family, _ = family_model
+    model = tiny_model(family)
+    model_map = arch.map_model(model)
+    blocks = _blocks()
+    masks = _random_masks(model_map)
+    with prune.ablate_with_hooks(model_map, masks):
+        reference = _logits(model, blocks)
+    unpruned = _logits(model, blocks)
+    prune.bake(model_map, masks)
+    baked = _logits(model, blocks)
+    valid = blocks.attention_mask.bool()
+    assert (reference - unpruned)[valid].abs().max() > 1e-3  # the ablation really changes the output
+    torch.testing.assert_close(baked[valid], reference[valid], atol=1e-5, rtol=0)
+
+
+def test_mean_offset_equals_replacing_by_the_mean(family_model):
+    family, _ = family_model
+    model = tiny_model(family)
+    model_map = arch.map_model(model)
+    blocks = _blocks()
+    masks = _random_masks(model_map, seed=1)
+    generator = torch.Generator().manual_seed(2)
+    means = {u: torch.randn(s, generator=generator) * m for u, (s, m) in
+             ((u, (model_map.shapes()[u], masks[u])) for u in masks)}
+
+    def replace_hook(keep, mean):
+        def hook(module, args):
+            return (args[0] * keep + mean * ~keep,)
+        return hook
+
+    handles = [
+        model_map.projection(u, layer).register_forward_pre_hook(replace_hook(~masks[u][layer], means[u][layer]))
+        for u in masks for layer in range(model_map.n_layers)
+    ]
+    reference = _logits(model, blocks)
+    for handle in handles:
+        handle.remove()
+    prune.bake(model_map, masks, means)
+    valid = blocks.attention_mask.bool()
+    torch.testing.assert_close(_logits(model, blocks)[valid], reference[valid], atol=1e-5, rtol=0)
+
+
+def _direct_stats(model, model_map, blocks):
+    """Float64 statistics from captured activations, the slow obvious way."""
+    captured = {u: [[] for _ in range(model_map.n_layers)] for u in arch.UNIT_TYPES}
+
+    def capture(unit, layer):
+        def hook(module, args):
+            captured[unit][layer].append(args[0].detach().double())
+        return hook
+
+    handles = [model_map.projection(u, l).register_forward_pre_hook(capture(u, l))
+               for u in arch.UNIT_TYPES for l in range(model_map.n_layers)]
+    with torch.no_grad():
+        arch.base_model(model)(input_ids=blocks.input_ids, attention_mask=blocks.attention_mask)
+    for handle in handles:
+        handle.remove()
+    valid = blocks.attention_mask.bool()
+    out = {}
+    for unit in arch.UNIT_TYPES:
+        per_layer = []
+        for layer in range(model_map.n_layers):
+            a = captured[unit][layer][0].reshape(*valid.shape, -1)[valid]  # (tokens, width)
+            per_layer.append(torch.stack([
+                torch.full_like(a[0], a.shape[0]), a.sum(0), (a * a).sum(0), a.abs().sum(0),
+                a.abs().sqrt().sum(0), (a > 0).double().sum(0),
+            ]))
+        out[unit] = torch.stack(per_layer, dim=1)
+    return out
+
+
+def test_statistics_merge_by_addition_and_match_direct(family_model):
+    family, model = family_model
+    model_map = arch.map_model(model)
+    blocks = _blocks(n=4)
+    whole = stats.collect(model, model_map, blocks, batch_size=4)
+    split = stats.collect(model, model_map, blocks, batch_size=1)
+    halves = stats.collect(model, model_map, Blocks(blocks.input_ids[:2], blocks.attention_mask[:2]), batch_size=2) + \
+        stats.collect(model, model_map, Blocks(blocks.input_ids[2:], blocks.attention_mask[2:]), batch_size=2)
+    direct = _direct_stats(model, model_map, blocks)
+    assert whole.tokens() == int(blocks.attention_mask.sum())
+    for unit in arch.UNIT_TYPES:
+        assert whole.sums[unit].dtype == torch.float64
+        torch.testing.assert_close(whole.sums[unit], split.sums[unit], rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(whole.sums[unit], halves.sums[unit], rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(whole.sums[unit], direct[unit], rtol=1e-5, atol=1e-5)
+
+
+def test_collection_never_runs_the_lm_head():
+    model = tiny_model("llama")
+    model_map = arch.map_model(model)
+
+    def refuse(*_):
+        raise AssertionError("the LM head ran during statistics collection")
+
+    handle = model.get_output_embeddings().register_forward_hook(refuse)
+    collected = stats.collect(model, model_map, _blocks(), batch_size=2)
+    handle.remove()
+    assert collected.tokens() == int(_blocks().attention_mask.sum())
+    assert not any(m._forward_pre_hooks for m in model.modules())  # hooks are removed
+
+
+def test_lm_head_logits_match_the_model_forward_with_softcapping():
+    model = tiny_model("gemma2")
+    assert model.config.final_logit_softcapping
+    blocks = _blocks(pad_last=0)
+    with torch.no_grad():
+        hidden = arch.base_model(model)(input_ids=blocks.input_ids).last_hidden_state
+        torch.testing.assert_close(arch.lm_head_logits(model, hidden), model(input_ids=blocks.input_ids).logits)
+
+
+# ------------------------------------------------------------------ scores and selection
+
+
+def _stats_from(values_forget, values_retain):
+    """UnitStats over given activations (tokens, width) for one layer of 'ff'."""
+    def build(a):
+        a = torch.as_tensor(a, dtype=torch.float64)
+        sums = torch.stack([torch.full_like(a[0], a.shape[0]), a.sum(0), (a * a).sum(0), a.abs().sum(0),
+                            a.abs().sqrt().sum(0), (a > 0).double().sum(0)])[:, None, :]
+        return stats.UnitStats({"ff": sums, "attn": sums.clone()})
+    return build(values_forget), build(values_retain)
+
+
+def test_score_formulas_are_the_documented_ones():
+    forget, retain = _stats_from([[1.0, -4.0, 0.0], [3.0, 0.0, 2.0]], [[1.0, 2.0, -1.0], [1.0, -2.0, 1.0]])
+    eps = lambda retain_stat: scoring.EPS_RELATIVE * torch.tensor(retain_stat).mean()
+    abs_r = [1.0, 2.0, 1.0]
+    expected_abs = torch.tensor([2.0, 2.0, 1.0]) / (torch.tensor(abs_r) + eps(abs_r))
+    torch.testing.assert_close(scoring.score("abs", forget, retain, "ff")[0], expected_abs.double())
+    # true standard deviations: forget unit 0 values {1, 3} -> 1; retain unit 0 {1, 1} -> 0
+    std_f, std_r = torch.tensor([1.0, 2.0, 1.0]), torch.tensor([0.0, 2.0, 1.0])
+    torch.testing.assert_close(scoring.score("std", forget, retain, "ff")[0],
+                               (std_f / (std_r + eps(std_r.tolist()))).double())
+    rms_f = torch.tensor([5.0, 8.0, 2.0]).sqrt()
+    rms_r = torch.tensor([1.0, 4.0, 1.0]).sqrt()
+    torch.testing.assert_close(scoring.score("rms", forget, retain, "ff")[0],
+                               (rms_f / (rms_r + eps(rms_r.tolist()))).double())
+    freq_f, freq_r = torch.tensor([1.0, 0.0, 0.5]), torch.tensor([1.0, 0.5, 0.5])
+    torch.testing.assert_close(scoring.score("freq", forget, retain, "ff")[0],
+                               (freq_f / (freq_r + eps(freq_r.tolist()))).double())
+    random_a = scoring.score("random", forget, retain, "ff", seed=3)
+    assert torch.equal(random_a, scoring.score("random", forget, retain, "ff", seed=3))
+    assert not torch.equal(random_a, scoring.score("random", forget, retain, "ff", seed=4))
+    with pytest.raises(ValueError, match="Unknown scoring 'nope'"):
+        scoring.score("nope", forget, retain, "ff")
+
+
+def test_head_scores_average_the_head_neurons():
+    forget, retain = _stats_from([[4.0, 2.0, 1.0, 1.0]], [[1.0, 1.0, 1.0, 1.0]])
+    heads = scoring.score("abs", forget, retain, "attn", d_head=2)
+    assert heads.shape == (1, 2)
+    torch.testing.assert_close(heads, torch.tensor([[3.0, 1.0]], dtype=torch.float64), rtol=1e-5, atol=0)
+
+
+def test_selection_is_global_and_skips_pruned_units():
+    scores = torch.tensor([[0.9, 0.1, 0.5], [0.8, 0.95, 0.2]])
+    already = torch.tensor([[False, False, False], [False, True, False]])
+    chosen = prune.select(scores, already, 2)
+    assert chosen.tolist() == [[True, False, False], [True, False, False]]
+    assert prune.select(scores, already, 0).sum() == 0
+    assert int(prune.select(scores, torch.ones_like(already), 3).sum()) == 0  # nothing left to prune
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, "0.1"])
+def test_fractions_outside_unit_interval_are_refused(bad):
+    from separ_eval.method import Method
+
+    with pytest.raises(ValueError, match="fraction in \\[0, 1\\]"):
+        Method(ff_frac=bad)
+
+
+# ------------------------------------------------------------------ masks on disk, export
+
+
+def test_masks_round_trip_and_refuse_another_model(tmp_path):
+    model = tiny_model("llama")
+    model_map = arch.map_model(model)
+    masks = prune.Masks.empty(model_map, {"model": {"id": "tiny-llama", "signature": prune.model_signature(model)}})
+    masks.pruned = _random_masks(model_map)
+    masks.offsets["ff"] = torch.randn(model_map.shapes()["ff"]) * masks.pruned["ff"]
+    masks.save(tmp_path / "m")
+    loaded = prune.Masks.load(tmp_path / "m")
+    for unit in arch.UNIT_TYPES:
+        assert torch.equal(loaded.pruned[unit], masks.pruned[unit])
+        assert torch.equal(loaded.offsets[unit], masks.offsets[unit])
+    assert loaded.meta["model"]["id"] == "tiny-llama"
+    assert loaded.meta["pruned"]["ff"] == pytest.approx(masks.fraction("ff"))
+
+    other_shapes = arch.map_model(tiny_model("gemma"))  # attention width 128, not 64
+    with pytest.raises(prune.MaskError, match="not this gemma model"):
+        loaded.check_compatible(other_shapes)
+    other_weights = tiny_model("llama", seed=1)
+    with pytest.raises(prune.MaskError, match="other checkpoint"):
+        loaded.check_compatible(model_map, prune.model_signature(other_weights))
+    with pytest.raises(prune.MaskError, match="holds no masks"):
+        prune.Masks.load(tmp_path)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_export_reloads_with_identical_logits(tmp_path, family):
+    from transformers import AutoModelForCausalLM
+
+    model = tiny_model(family)
+    model_map = arch.map_model(model)
+    masks = prune.Masks.empty(model_map)
+    masks.pruned = _random_masks(model_map)
+    prune.apply(model_map, masks)
+    prune.export(model, None, masks, tmp_path / "ckpt")
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "ckpt").eval()
+    blocks = _blocks(pad_last=0)
+    assert torch.equal(_logits(model, blocks), _logits(reloaded, blocks))
+
+
+def test_export_refuses_a_mean_offset_it_cannot_represent(tmp_path):
+    model = tiny_model("llama")  # no bias on o_proj / down_proj
+    model_map = arch.map_model(model)
+    masks = _random_masks(model_map)
+    prune.bake(model_map, masks, {u: torch.ones_like(m, dtype=torch.float32) * m for u, m in masks.items()})
+    with pytest.raises(prune.MaskError, match="offset=zero"):
+        prune.export(model, None, None, tmp_path / "ckpt")
+
+
+def test_unknown_architecture_names_the_missing_module():
+    from transformers import MambaConfig, MambaForCausalLM
+
+    model = MambaForCausalLM(MambaConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, state_size=4))
+    with pytest.raises(arch.ArchitectureError, match="OVERRIDES"):
+        arch.map_model(model)
+
+
+def test_override_table_maps_an_odd_model(monkeypatch):
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mix = nn.Linear(8, 8)
+            self.read = nn.Linear(16, 8)
+
+    class Odd(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.config = type("C", (), {"model_type": "odd", "hidden_size": 8, "num_attention_heads": 2})()
+            self.blocks = nn.ModuleList([Block(), Block()])
+
+    monkeypatch.setitem(arch.OVERRIDES, "odd", {"layers": "blocks", "ff": "read", "attn": "mix"})
+    model_map = arch.map_model(Odd())
+    assert (model_map.n_layers, model_map.d_mlp, model_map.n_heads, model_map.d_head) == (2, 16, 2, 4)
