@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from . import data as data_mod
+from . import distributed
 from . import prune, scoring, stats
 from .arch import ModelMap
 
@@ -87,9 +88,9 @@ class CorpusBlocks:
         if not train:
             raise data_mod.CorpusError(f"Corpus {corpus.name!r} has no training documents.")
         collect = data_mod.pack(tokenizer, train, method.collect_tokens, method.block_len, what=f"{corpus.name} train split")
-        frequent = data_mod.frequent_tokens(tokenizer, train)
-        evaluate = None
+        evaluate = frequent = None  # statistics alone need neither (counting frequent tokens takes seconds)
         if need_eval:
+            frequent = data_mod.frequent_tokens(tokenizer, train)
             test = corpus.split("test")
             evaluate = data_mod.pack(tokenizer, test, method.eval_tokens, method.block_len, what=f"{corpus.name} test split")
         return cls(corpus, collect, evaluate, frequent)
@@ -112,7 +113,9 @@ class Pruner:
         return [u for u in ("ff", "attn") if self.method.fraction(u) > 0]
 
     def collect(self, blocks: CorpusBlocks, batch_size: int, progress=None) -> stats.UnitStats:
-        return stats.collect(self.model, self.model_map, blocks.collect, batch_size=batch_size, progress=progress).all_reduce()
+        """Statistics over this rank's share of the train blocks, summed over all ranks."""
+        shard = distributed.shard(blocks.collect)
+        return stats.collect(self.model, self.model_map, shard, batch_size=batch_size, progress=progress).all_reduce()
 
     def step(self, forget: stats.UnitStats, retain: stats.UnitStats, step: int) -> dict[str, torch.Tensor]:
         """Prune one more `frac` of each unit type (step is 1-based). Returns the newly pruned masks."""

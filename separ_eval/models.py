@@ -89,16 +89,20 @@ def load(
     dtype: str = "float32",
     revision: str | None = None,
     trust_remote_code: bool = False,
+    device_map: str | dict | None = None,
+    max_memory: dict | None = None,
 ):
-    """(model, tokenizer, info) in eval mode on `device`."""
+    """(model, tokenizer, info) in eval mode on `device`, or sharded by accelerate when `device_map` is given
+    (e.g. "auto" with `max_memory={0: "20GiB", "cpu": "60GiB"}`): hooks and baked masks work on every shard."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if dtype not in DTYPES:
         raise ValueError(f"Unknown dtype {dtype!r}; choose one of {sorted(DTYPES)}.")
     path = resolve(name)
     try:
+        sharding = {"device_map": device_map, "max_memory": max_memory} if device_map is not None else {}
         model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=DTYPES[dtype], revision=revision, trust_remote_code=trust_remote_code
+            path, dtype=DTYPES[dtype], revision=revision, trust_remote_code=trust_remote_code, **sharding
         )
         tokenizer = AutoTokenizer.from_pretrained(path, revision=revision, trust_remote_code=trust_remote_code)
     except OSError as error:
@@ -106,7 +110,9 @@ def load(
             f"Could not load {name!r}: {error}. Give a local directory, a hub id reachable from this machine, "
             f"or the embedded alias {sorted(EMBEDDED)}."
         ) from error
-    model.to(device).eval()
+    if device_map is None:
+        model.to(device)
+    model.eval()
     info = ModelInfo(
         id=EMBEDDED[name][2] if name in EMBEDDED else name,
         path=path,

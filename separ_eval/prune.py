@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .arch import UNIT_TYPES, ModelMap, in_out_features
+from .arch import UNIT_TYPES, ModelMap
 
 MASKS_FORMAT = "separ-eval/masks/v1"
 OFFSETS = ("zero", "mean")
@@ -140,16 +140,27 @@ def _atomic(path: Path, write) -> None:
         raise
 
 
-def _input_columns(module: nn.Module) -> torch.Tensor:
-    """A (out, in) view of the projection weight, so column u is unit u's write direction."""
-    return module.weight if isinstance(module, nn.Linear) else module.weight.t()
-
-
-def _ensure_bias(module: nn.Module) -> torch.Tensor:
-    if module.bias is None:
-        out_features = in_out_features(module)[1]
-        module.bias = nn.Parameter(torch.zeros(out_features, dtype=module.weight.dtype, device=module.weight.device))
-    return module.bias
+@contextmanager
+def _editable(module: nn.Module):
+    """The module itself, or, when accelerate offloaded its weights (meta device), a stand-in holding real
+    copies of them that are written back to the offload map, which accelerate reads at every forward."""
+    hook = getattr(module, "_hf_hook", None)
+    weights_map = getattr(hook, "weights_map", None)
+    if module.weight.device.type != "meta" or weights_map is None:
+        yield module
+        return
+    loader, prefix = weights_map.dataset, weights_map.prefix
+    stand_in = nn.Module()
+    stand_in.weight = nn.Parameter(weights_map["weight"].clone(), requires_grad=False)
+    stand_in.bias = None
+    if module.bias is not None:
+        stand_in.bias = nn.Parameter(weights_map["bias"].clone(), requires_grad=False)
+    yield stand_in
+    loader.state_dict[prefix + "weight"] = stand_in.weight.data
+    if stand_in.bias is not None:
+        loader.state_dict[prefix + "bias"] = stand_in.bias.data
+        if module.bias is None:
+            module.bias = nn.Parameter(torch.empty_like(stand_in.bias, device="meta"), requires_grad=False)
 
 
 @torch.no_grad()
@@ -160,16 +171,18 @@ def bake(model_map: ModelMap, new: dict[str, torch.Tensor], offsets: dict[str, t
             units = mask[layer].nonzero().flatten()
             if units.numel() == 0:
                 continue
-            module = model_map.projection(unit, layer)
-            columns = _input_columns(module)
-            units = units.to(columns.device)
-            if offsets is not None:
-                mean = offsets[unit][layer].to(columns.device)[units]
-                if bool((mean != 0).any()):
-                    shift = columns[:, units].double() @ mean.double()
-                    bias = _ensure_bias(module)
-                    bias.add_(shift.to(bias.dtype))
-            columns[:, units] = 0
+            with _editable(model_map.projection(unit, layer)) as module:
+                transposed = not isinstance(model_map.projection(unit, layer), nn.Linear)
+                columns = module.weight.t() if transposed else module.weight
+                units = units.to(columns.device)
+                if offsets is not None:
+                    mean = offsets[unit][layer].to(columns.device)[units]
+                    if bool((mean != 0).any()):
+                        shift = columns[:, units].double() @ mean.double()
+                        if module.bias is None:
+                            module.bias = nn.Parameter(torch.zeros(columns.shape[0], dtype=columns.dtype, device=columns.device))
+                        module.bias.add_(shift.to(module.bias.dtype))
+                columns[:, units] = 0
 
 
 def apply(model_map: ModelMap, masks: Masks) -> None:
