@@ -1,0 +1,294 @@
+"""The `separ-eval` command line: help, error messages, leaderboard, validate, export, sweep."""
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from separ_eval import arch, data, models, prune
+from separ_eval.cli import cli
+from separ_eval.method import Method
+from separ_eval.results import SCHEMA
+from separ_eval.separability import summarize
+from separ_eval.testing import save_tiny, tiny_tokenizer
+
+HASH = "0123456789abcdef" * 4
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Two threads on a CPU shared with other jobs run tiny matmuls ~50x slower; one thread does not."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny llama checkpoint and a `tiny` target over small slices of the embedded corpora."""
+    root = tmp_path_factory.mktemp("cli")
+    targets = root / "targets"
+    targets.mkdir()
+    for name in ("code", "prose"):
+        with open(root / f"{name}.jsonl", "w", encoding="utf-8") as handle:
+            for doc in data.load_corpus(name).documents[:120]:
+                handle.write(json.dumps({"text": doc[:2500]}) + "\n")
+    (root / "empty.jsonl").write_text("\n")
+    (targets / "tiny.yaml").write_text(
+        f"target: tiny\nforget: {{corpus: {root / 'code.jsonl'}}}\nretain: {{corpus: {root / 'prose.jsonl'}}}\n"
+    )
+    (targets / "hollow.yaml").write_text(
+        f"target: hollow\nforget: {{corpus: {root / 'empty.jsonl'}}}\nretain: {{corpus: {root / 'prose.jsonl'}}}\n"
+    )
+    return {"model": str(save_tiny(root / "m", "llama")), "include": str(targets), "root": root}
+
+
+def invoke(*args, **env):
+    return CliRunner(env=env or None).invoke(cli, [str(a) for a in args])
+
+
+def fails_cleanly(result, code, *fragments):
+    """Nonzero exit with a click message (no traceback) containing every fragment."""
+    assert result.exit_code == code, result.output
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+    assert "Error:" in result.output
+    for fragment in fragments:
+        assert fragment in result.output, result.output
+
+
+# ---------------------------------------------------------------- help and routing
+
+
+def test_group_help_lists_commands_and_the_run_hint():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for command in ("run", "sweep", "leaderboard", "validate", "export", "lm-eval", "targets", "tasks"):
+        assert f"  {command} " in result.output
+    assert "separ-eval --prune-target code" in result.output
+
+
+def help_entries(output: str) -> dict[str, str]:
+    """Option name -> its whole help entry (line wrapping undone)."""
+    entries, current = {}, None
+    for line in output.splitlines():
+        if line.startswith("  -"):
+            current = line.split()[0]
+            entries[current] = ""
+        if current:
+            entries[current] += " " + line.strip()
+    return entries
+
+
+def test_run_help_shows_the_method_defaults():
+    result = invoke("run", "--help")
+    assert result.exit_code == 0
+    entries = help_entries(result.output)
+    m = Method()
+    for option, value in (("--ff-frac", m.ff_frac), ("--attn-frac", m.attn_frac), ("--steps", m.steps),
+                          ("--collect-tokens", m.collect_tokens), ("--eval-tokens", m.eval_tokens),
+                          ("--block-len", m.block_len), ("--offset", m.offset), ("--attn-unit", m.attn_unit),
+                          ("--ff-scoring", m.ff_scoring), ("--attn-scoring", m.attn_scoring), ("--seed", m.seed),
+                          ("--recollect", "recollect"), ("--model", "smollm2-135m"), ("--output", "results"),
+                          ("--tasks", "none"), ("--dtype", "float32")):
+        assert f"[default: {value}" in entries[option], (option, entries[option])
+    assert "--trust-remote-code" in entries and "default" not in entries["--trust-remote-code"]
+
+
+def test_options_without_a_command_go_to_run():
+    fails_cleanly(invoke("--prune-target", "code", "--ff-frac", "1.5"), 2, "--ff-frac", "1.5", "0.0<=x<=1.0")
+    assert "separ-eval run --help" in invoke("--steps", "0").output
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_bad_settings_are_usage_errors():
+    fails_cleanly(invoke("--prune-target", "code", "--attn-frac", "-0.1"), 2, "--attn-frac")
+    fails_cleanly(invoke("--prune-target", "code", "--ff-frac", "0.5", "--steps", "3"), 2,
+                  "steps x fraction exceeds 1", "lower --steps")
+    fails_cleanly(invoke("--prune-target", "code", "--ff-frac", "0"), 2, "Nothing to prune")
+    fails_cleanly(invoke("--prune-target", "code", "--scoring", "magic"), 2, "--scoring", "abs")
+    fails_cleanly(invoke("--model", "./no/such/folder", "--prune-target", "code"), 2, "no such folder")
+
+
+def test_unknown_target_suggests_the_close_one(tiny):
+    fails_cleanly(invoke("--model", tiny["model"], "--prune-target", "cde"), 1, "Unknown target 'cde'",
+                  "Did you mean 'code'", "prose")
+
+
+def test_model_not_found_offline():
+    fails_cleanly(invoke("--model", "no-such-org/no-such-model", "--prune-target", "code"), 1,
+                  "Could not load 'no-such-org/no-such-model'", "local directory")
+
+
+def test_unknown_architecture_says_how_to_map_it(tmp_path):
+    import transformers
+
+    config = transformers.MixtralConfig(vocab_size=384, hidden_size=64, num_attention_heads=4, num_key_value_heads=2,
+                                        num_hidden_layers=1, intermediate_size=32, num_local_experts=2)
+    transformers.AutoModelForCausalLM.from_config(config).save_pretrained(tmp_path / "moe")
+    tiny_tokenizer().save_pretrained(tmp_path / "moe")
+    fails_cleanly(invoke("--model", tmp_path / "moe", "--prune-target", "code"), 1,
+                  "family 'mixtral'", "Mixture-of-experts", "OVERRIDES")
+
+
+def test_empty_and_short_corpora(tiny, tmp_path):
+    common = ("--model", tiny["model"], "--include-path", tiny["include"], "--output", tmp_path)
+    fails_cleanly(invoke(*common, "--prune-target", "hollow"), 1, "empty.jsonl", "is empty")
+    fails_cleanly(invoke(*common, "--prune-target", "tiny", "--eval-tokens", 10**8), 1,
+                  "test split has only", "lower the token budget")
+
+
+def test_bad_task_spec(tiny):
+    fails_cleanly(invoke("--model", tiny["model"], "--prune-target", "code", "--tasks", "bogus"), 1,
+                  "--tasks expects", "forget=a+b,retain=c")
+
+
+# ---------------------------------------------------------------- leaderboard and validate
+
+
+def make_results(model_id, forget_top1, retain_top1):
+    def scores(top1):
+        return {"top1": top1, "top10": 0.9, "skip50_top1": top1 / 2, "skip50_top10": 0.8, "loss": 2.0}
+
+    trajectory = [
+        {"step": s, "pruned": {"ff": 0.05 * s, "attn": 0.0}, "forget": scores(f), "retain": scores(r)}
+        for s, (f, r) in enumerate(zip(forget_top1, retain_top1))
+    ]
+    return {
+        "schema": SCHEMA,
+        "model": {"id": model_id, "revision": None, "family": "llama", "n_params": 135_000_000, "dtype": "float32"},
+        "target": {"name": "code", "forget": "code", "retain": "prose", "reversed": False},
+        "method": {**Method(steps=2).as_dict()},
+        "data": {"forget": {"source": "code", "sha256": HASH}, "retain": {"source": "prose", "sha256": HASH}},
+        "trajectory": trajectory,
+        "summary": summarize(trajectory),
+        "environment": {"created": "2026-01-01T00:00:00Z"},
+        "timing": {"total_s": 1.0},
+    }
+
+
+@pytest.fixture
+def results_dir(tmp_path):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "good-a.json").write_text(json.dumps(make_results("org/model-a", (0.5, 0.25, 0.1), (0.5, 0.5, 0.45))))
+    (folder / "good-b.json").write_text(json.dumps(make_results("org/model-b", (0.4, 0.38, 0.3), (0.5, 0.45, 0.4))))
+    (folder / "corrupt.json").write_text('{"schema": "separ-eval/results/v1", "model": ')
+    (folder / "foreign.json").write_text(json.dumps({"name": "package.json", "version": "1.0"}))
+    return folder
+
+
+def test_leaderboard_warns_about_bad_files_and_renders_the_rest(results_dir, tmp_path):
+    for fmt in ("md", "html", "json", "table"):
+        result = invoke("leaderboard", results_dir, "--format", fmt)
+        assert result.exit_code == 0, result.output
+        assert "corrupt.json" in result.stderr and "invalid JSON" in result.stderr
+        assert "foreign.json" in result.stderr and "schema" in result.stderr
+        assert "corrupt" not in result.stdout and "foreign" not in result.stdout
+        assert "org/model-a" in result.stdout and "org/model-b" in result.stdout
+    rows = json.loads(invoke("leaderboard", results_dir, "--format", "json").stdout)
+    assert [row["model"] for row in rows] == ["org/model-a", "org/model-b"]  # best SA first
+    assert rows[0]["sa_top1"] == pytest.approx(make_results("a", (0.5, 0.25, 0.1), (0.5, 0.5, 0.45))["summary"]["top1"]["sa"])
+    md = invoke("leaderboard", results_dir, "--format", "md").stdout.splitlines()
+    assert md[0].startswith("| Model |") and len(md) == 4
+    out = tmp_path / "board.html"
+    assert invoke("leaderboard", results_dir, "--format", "html", "--out", out).exit_code == 0
+    html = out.read_text()
+    assert html.startswith("<!DOCTYPE html>") and html.count("<tr>") == 3
+
+
+def test_leaderboard_without_valid_results(tmp_path):
+    fails_cleanly(invoke("leaderboard", tmp_path / "missing"), 1, "No results folder")
+    (tmp_path / "x.json").write_text("[]")
+    result = invoke("leaderboard", tmp_path)
+    fails_cleanly(result, 1, "No valid results")
+    assert "x.json" in result.stderr
+
+
+def test_validate_exit_codes(results_dir):
+    ok = invoke("validate", results_dir / "good-a.json", results_dir / "good-b.json")
+    assert ok.exit_code == 0 and ok.stdout.count("ok: ") == 2
+    bad = invoke("validate", results_dir / "good-a.json", results_dir / "foreign.json")
+    assert bad.exit_code == 1
+    assert "foreign.json" in bad.stderr and "schema: expected 'separ-eval/results/v1'" in bad.stderr
+    assert "model: missing" in bad.stderr and "1 of 2 file(s) invalid" in bad.stderr
+    whole_folder = invoke("validate", results_dir)
+    assert whole_folder.exit_code == 1 and "2 of 4 file(s) invalid" in whole_folder.stderr
+    assert invoke("validate", results_dir / "nope.json").exit_code == 1
+
+
+# ---------------------------------------------------------------- export
+
+
+def _masks_for(model_dir, tmp_path, offsets=False):
+    model, _, _ = models.load(model_dir)
+    model_map = arch.map_model(model)
+    masks = prune.Masks.empty(model_map, {"model": {"id": model_dir, "signature": prune.model_signature(model)}})
+    generator = torch.Generator().manual_seed(0)
+    for unit in masks.pruned:
+        masks.pruned[unit] = torch.rand(masks.pruned[unit].shape, generator=generator) < 0.3
+        if offsets:
+            masks.offsets[unit] = torch.randn(masks.pruned[unit].shape, generator=generator) * masks.pruned[unit]
+    return masks.save(tmp_path / "masks"), masks
+
+
+def test_export_round_trip_gives_identical_logits(tiny, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    masks_dir, masks = _masks_for(tiny["model"], tmp_path)
+    result = invoke("export", "--model", tiny["model"], "--masks", masks_dir, "--out", tmp_path / "pruned")
+    assert result.exit_code == 0, result.output
+    pruned, _, _ = models.load(tiny["model"])
+    prune.apply(arch.map_model(pruned), masks)
+    exported = AutoModelForCausalLM.from_pretrained(tmp_path / "pruned").eval()
+    ids = torch.randint(3, 384, (2, 24), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected, got = pruned(ids).logits, exported(ids).logits
+        unpruned = models.load(tiny["model"])[0](ids).logits
+    assert torch.equal(expected, got)
+    assert not torch.allclose(expected, unpruned)  # the pruning did change the model
+    assert prune.Masks.load(tmp_path / "pruned" / "separ_masks").pruned["ff"].equal(masks.pruned["ff"])
+    fails_cleanly(invoke("export", "--model", tiny["model"], "--masks", masks_dir, "--out", tmp_path / "pruned"), 1,
+                  "not empty", "--overwrite")
+
+
+def test_export_refuses_masks_of_another_model(tiny, tmp_path):
+    masks_dir, _ = _masks_for(tiny["model"], tmp_path)
+    other = save_tiny(tmp_path / "other", "llama", seed=1)  # same shapes, other weights
+    fails_cleanly(invoke("export", "--model", other, "--masks", masks_dir, "--out", tmp_path / "x"), 1,
+                  "other checkpoint", "Recompute the masks")
+    gpt2 = save_tiny(tmp_path / "gpt2", "gpt_neox")
+    fails_cleanly(invoke("export", "--model", gpt2, "--masks", masks_dir, "--out", tmp_path / "y"), 1,
+                  "Recompute")
+
+
+def test_export_of_mean_offsets_without_bias_flags_is_refused(tiny, tmp_path):
+    masks_dir, _ = _masks_for(tiny["model"], tmp_path, offsets=True)
+    fails_cleanly(invoke("export", "--model", tiny["model"], "--masks", masks_dir, "--out", tmp_path / "z"), 1,
+                  "offset=zero")
+
+
+# ---------------------------------------------------------------- sweep
+
+
+def test_sweep_reports_a_failing_model_goes_on_and_skips_finished_ones(tiny, tmp_path):
+    args = ("sweep", "--models", f"no-such-org/missing,./nowhere,{tiny['model']}", "--prune-target", "tiny",
+            "--include-path", tiny["include"], "--collect-tokens", 2000, "--eval-tokens", 1000, "--block-len", 64,
+            "--steps", 2, "--ff-frac", 0.1, "--batch-size", 4, "--device", "cpu", "--output", tmp_path)
+    first = invoke(*args)
+    assert first.exit_code == 1, first.output
+    assert "no-such-org/missing failed: Could not load" in first.stderr
+    assert "./nowhere failed: Invalid value for '--model': no such folder" in first.stderr
+    assert "step 2/2 collect: 4,0" in first.stderr and "tok/s" in first.stderr  # progress, one line per phase
+    [produced] = tmp_path.glob("*.json")
+    assert "separ-eval leaderboard" in first.stdout and tiny["model"][-20:] in first.stdout
+    before = produced.read_text()
+    second = invoke(*args)
+    assert "already done" in second.stderr and second.exit_code == 1
+    fails_cleanly(invoke(*args[:-2], "--ff-frac", 2), 2, "--ff-frac")  # bad settings stop it before any model
+    assert produced.read_text() == before
+    assert invoke("validate", produced).exit_code == 0

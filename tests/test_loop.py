@@ -1,0 +1,243 @@
+"""The prune-then-evaluate loop end to end on a tiny model: results, masks, modes, resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from separ_eval import arch, data, metrics, models, prune, results, scoring, stats
+from separ_eval.loop import LOG_NAME, Run, RunConfig, RunError, read_log, run
+from separ_eval.method import CorpusBlocks, Method
+from separ_eval.separability import summarize
+from separ_eval.testing import HEADS, LAYERS, MLP, save_tiny
+
+FF_UNITS = LAYERS * MLP  # 192
+TINY = dict(collect_tokens=3000, eval_tokens=1500, block_len=64, steps=3, ff_frac=0.1, attn_frac=0.1)
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Two threads on a CPU shared with other jobs run tiny matmuls ~50x slower; one thread does not."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def make_tiny_setup(root: Path) -> dict:
+    """A tiny llama checkpoint and a `tiny` target over small local slices of the embedded corpora."""
+    model_dir = save_tiny(root / "m", "llama")
+    targets = root / "targets"
+    targets.mkdir()
+    for name in ("code", "prose"):
+        docs = data.load_corpus(name).documents[:120]
+        with open(root / f"{name}.jsonl", "w", encoding="utf-8") as handle:
+            for doc in docs:
+                handle.write(json.dumps({"text": doc[:2500]}) + "\n")
+    (targets / "tiny.yaml").write_text(
+        f"target: tiny\nforget: {{corpus: {root / 'code.jsonl'}, tasks: []}}\n"
+        f"retain: {{corpus: {root / 'prose.jsonl'}, tasks: []}}\n"
+    )
+    return {"model": str(model_dir), "include": str(targets), "root": root}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return make_tiny_setup(tmp_path_factory.mktemp("tiny"))
+
+
+def config(tiny, output, **method) -> RunConfig:
+    return RunConfig(
+        model=tiny["model"], target="tiny", method=Method(**{**TINY, **method}), output=str(output),
+        include_paths=(tiny["include"],), batch_size=4,
+    )
+
+
+def run_dir(path: Path) -> Path:
+    return path.parent / "runs" / path.stem
+
+
+def close_to_plan(fraction: float, planned: float, units: int, steps: int) -> bool:
+    """Each step rounds its count to a whole unit."""
+    return abs(fraction - planned) <= steps * 0.5 / units + 1e-12
+
+
+@pytest.fixture(scope="module")
+def default_run(tiny, tmp_path_factory):
+    output = tmp_path_factory.mktemp("out")
+    obj, path = run(config(tiny, output), log=lambda message: None)
+    return obj, path
+
+
+def reevaluate(tiny, masks_dir: Path, method: Method) -> dict:
+    """Metrics of a fresh model with the saved masks applied: must equal the logged step."""
+    model, tokenizer, _ = models.load(tiny["model"])
+    prune.apply(arch.map_model(model), prune.Masks.load(masks_dir))
+    blocks = CorpusBlocks.prepare(data.load_corpus(str(tiny["root"] / "code.jsonl")), tokenizer, method)
+    return metrics.evaluate(model, blocks.evaluate, blocks.frequent, batch_size=4).metrics()
+
+
+def test_run_writes_valid_results_masks_and_log(tiny, default_run):
+    obj, path = default_run
+    assert path.exists() and path.with_suffix(".png").stat().st_size > 1000
+    assert results.load_results(path) == json.loads(path.read_text())
+    trajectory = obj["trajectory"]
+    assert [r["step"] for r in trajectory] == [0, 1, 2, 3]
+    attn_units = LAYERS * HEADS * 16
+    for record in trajectory:
+        s = record["step"]
+        assert close_to_plan(record["pruned"]["ff"], 0.1 * s, FF_UNITS, s)
+        assert close_to_plan(record["pruned"]["attn"], 0.1 * s, attn_units, s)
+        assert 0 <= record["forget"]["top1"] <= record["forget"]["top10"] <= 1
+        assert record["retain"]["loss"] > 0
+    assert trajectory[3]["pruned"]["ff"] == pytest.approx(57 / FF_UNITS)  # 3 x round(0.1 x 192)
+    directory = run_dir(path)
+    assert len(read_log(directory / LOG_NAME)) == 4
+    previous = None
+    for step in (1, 2, 3):
+        masks = prune.Masks.load(directory / "masks" / f"step-{step:03d}")
+        assert masks.fraction("ff") == trajectory[step]["pruned"]["ff"]
+        assert masks.meta["step"] == step
+        if previous is not None:  # cumulative: earlier units stay pruned
+            assert bool((previous.pruned["ff"] <= masks.pruned["ff"]).all())
+        previous = masks
+    assert results.validate(obj) == []
+    assert obj["summary"] == summarize(trajectory)
+    # The masks on disk are the model that was measured: a fresh model + masks gives the same numbers.
+    assert reevaluate(tiny, directory / "masks" / "step-003", Method(**TINY)) == trajectory[3]["forget"]
+
+
+def test_no_recollect_prunes_cumulative_top_k_of_the_unpruned_statistics(tiny, tmp_path):
+    obj, path = run(config(tiny, tmp_path, recollect=False, attn_frac=0.0), log=lambda message: None)
+    directory = run_dir(path)
+    assert "norecollect" in path.name
+    ff = [r["pruned"]["ff"] for r in obj["trajectory"]]
+    assert ff == pytest.approx([0.0, 19 / FF_UNITS, 38 / FF_UNITS, 58 / FF_UNITS], abs=1e-7)  # round(0.1 s 192)
+    assert [r["pruned"]["attn"] for r in obj["trajectory"]] == [0.0] * 4
+    forget = stats.load_stats(directory / "stats" / "forget.safetensors")
+    retain = stats.load_stats(directory / "stats" / "retain.safetensors")
+    scores = scoring.score("abs", forget, retain, "ff")
+    expected = prune.select(scores, torch.zeros_like(scores, dtype=torch.bool), 58)
+    saved = prune.Masks.load(directory / "masks" / "step-003")
+    assert torch.equal(saved.pruned["ff"], expected)
+
+
+def test_mean_offset_run_resumes_after_a_torn_log_line(tiny, tmp_path):
+    """Mean offsets fold into biases; a torn last record is dropped and that step is redone identically."""
+    cfg = config(tiny, tmp_path, offset="mean")
+    first, path = run(cfg, log=lambda message: None)
+    masks = prune.Masks.load(run_dir(path) / "masks" / "step-003")
+    assert bool((masks.offsets["ff"][~masks.pruned["ff"]] == 0).all())
+    assert int((masks.offsets["ff"][masks.pruned["ff"]] != 0).sum()) > 40
+    assert reevaluate(tiny, run_dir(path) / "masks" / "step-003", cfg.method) == first["trajectory"][3]["forget"]
+
+    log = run_dir(path) / LOG_NAME
+    lines = log.read_bytes().splitlines(keepends=True)
+    log.write_bytes(b"".join(lines[:2]) + lines[2][: len(lines[2]) // 2])  # killed while writing step 2
+    path.unlink()
+    messages = []
+    second, again = run(cfg, log=messages.append)
+    assert again == path and any("after step 1" in m for m in messages)
+    assert len(log.read_bytes().splitlines()) == 4
+    assert second["trajectory"] == first["trajectory"]
+    assert second["summary"] == first["summary"]
+
+
+def test_head_pruning_removes_whole_heads(tiny, tmp_path):
+    obj, path = run(config(tiny, tmp_path, ff_frac=0.0, attn_frac=0.25, attn_unit="head"), log=lambda m: None)
+    assert [r["pruned"]["attn"] for r in obj["trajectory"]] == [0.0, 0.25, 0.5, 0.75]
+    assert [r["pruned"]["ff"] for r in obj["trajectory"]] == [0.0] * 4
+    masks = prune.Masks.load(run_dir(path) / "masks" / "step-002")
+    per_head = masks.pruned["attn"].reshape(LAYERS, HEADS, -1)
+    assert bool((per_head.all(-1) | ~per_head.any(-1)).all())  # all or nothing within a head
+    assert int(per_head.all(-1).sum()) == 4
+
+
+def test_a_different_run_in_the_same_folder_is_refused(tiny, default_run):
+    from click.testing import CliRunner
+
+    from separ_eval.cli import cli
+
+    _, path = default_run
+    other = config(tiny, path.parent, collect_tokens=2000)  # same file name, other settings
+    with pytest.raises(RunError, match="holds a different run.*collect_tokens: 3000 there, 2000 now"):
+        Run(other, log=lambda message: None).execute()
+    result = CliRunner().invoke(cli, [
+        "--model", tiny["model"], "--prune-target", "tiny", "--include-path", tiny["include"], "--steps", "3",
+        "--ff-frac", "0.1", "--attn-frac", "0.1", "--collect-tokens", "3000", "--eval-tokens", "1500",
+        "--block-len", "32", "--output", str(path.parent)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "holds a different run (method.block_len: 64 there, 32 now)" in result.output
+    assert "Use another --output" in result.output
+
+
+def test_read_log_drops_a_torn_line(tmp_path):
+    log = tmp_path / LOG_NAME
+    log.write_bytes(b'{"step": 0}\n{"step": 1}\n{"step": 2, "for')
+    assert read_log(log) == [{"step": 0}, {"step": 1}]
+    assert log.read_bytes() == b'{"step": 0}\n{"step": 1}\n'
+
+
+def _cli_args(tiny, output):
+    return [
+        "--model", tiny["model"], "--prune-target", "tiny", "--include-path", tiny["include"],
+        "--collect-tokens", "3000", "--eval-tokens", "1500", "--block-len", "64", "--steps", "5",
+        "--ff-frac", "0.1", "--attn-frac", "0.05", "--batch-size", "4", "--device", "cpu", "--output", str(output),
+    ]
+
+
+def _comparable(path: Path) -> dict:
+    obj = json.loads(path.read_text())
+    obj.pop("timing")
+    obj["environment"].pop("created")
+    return obj
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tiny, tmp_path):
+    """Killed by SIGKILL after two logged steps, the same command finishes with identical numbers."""
+    from click.testing import CliRunner
+
+    from separ_eval.cli import cli
+
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    env = {**os.environ, **ONE_THREAD, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    victim = subprocess.Popen([sys.executable, "-m", "separ_eval", *_cli_args(tiny, killed)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    logs: list[Path] = []
+
+    def kill_after_two_records():
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and victim.poll() is None:
+            logs[:] = killed.glob(f"runs/*/{LOG_NAME}")
+            if logs and logs[0].read_bytes().count(b"\n") >= 2:
+                break
+            time.sleep(0.005)
+        victim.send_signal(signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_after_two_records)
+    killer.start()
+    try:  # the uninterrupted reference runs in this process meanwhile (one thread, like the subprocess)
+        reference = CliRunner().invoke(cli, _cli_args(tiny, whole))
+    finally:
+        killer.join()
+    assert reference.exit_code == 0, reference.output
+    assert victim.wait() == -signal.SIGKILL, victim.stderr.read().decode()[-2000:]
+    assert logs
+    done = read_log(logs[0])
+    assert 2 <= len(done) < 6 and not list(killed.glob("*.json"))  # it really was cut short
+
+    resumed = CliRunner().invoke(cli, _cli_args(tiny, killed))
+    assert resumed.exit_code == 0, resumed.output
+    assert f"after step {done[-1]['step']} of 5" in resumed.output
+    [a], [b] = whole.glob("*.json"), killed.glob("*.json")
+    assert a.name == b.name
+    assert _comparable(a) == _comparable(b)  # exact: every trajectory number, bit for bit
+    assert len(read_log(logs[0])) == 6
