@@ -108,16 +108,6 @@ def fingerprint(masks: prune.Masks | None) -> str | None:
     return digest.hexdigest()
 
 
-def model_signature(model) -> list[float]:
-    """`prune.model_signature`; for large embeddings its float32 positions overflow, so use float64 ones."""
-    try:
-        return prune.model_signature(model)
-    except IndexError:
-        flat = model.get_input_embeddings().weight.detach().reshape(-1)
-        positions = torch.linspace(0, flat.numel() - 1, 16, dtype=torch.float64).long()
-        return [float(v) for v in flat[positions].float().cpu()]
-
-
 def method_from_args(args: dict) -> Method:
     """A Method from model args; `scoring` sets both unit types unless ff_/attn_scoring say otherwise."""
     values = {k: v for k, v in args.items() if k in METHOD_ARGS and v is not None}
@@ -259,7 +249,7 @@ class SeparLM(HFLM):
     def _apply_saved(self, directory: str) -> prune.Masks:
         masks = prune.Masks.load(directory)
         try:
-            masks.check_compatible(self.model_map, model_signature(self.model))
+            masks.check_compatible(self.model_map, prune.model_signature(self.model))
         except prune.MaskError as error:
             raise prune.MaskError(f"masks={directory} do not fit pretrained={self.pretrained_name}: {error}") from error
         prune.apply(self.model_map, masks)
@@ -276,7 +266,7 @@ class SeparLM(HFLM):
             sides[side] = blocks
         pruner = Pruner(self.model, self.model_map, method)
         pruner.masks.meta.update(
-            model={"id": self._model_id(), "family": self.model_map.family, "signature": model_signature(self.model)},
+            model={"id": self._model_id(), "family": self.model_map.family, "signature": prune.model_signature(self.model)},
             target=target.as_dict(),
             data={side: blocks.corpus.identity() for side, blocks in sides.items()},
         )

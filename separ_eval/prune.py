@@ -125,7 +125,7 @@ def model_signature(model: nn.Module, n: int = 16) -> list[float]:
     """A few embedding weights at fixed positions: tells checkpoints of one architecture apart (never pruned)."""
     weight = model.get_input_embeddings().weight.detach()
     flat = weight.reshape(-1)
-    positions = torch.linspace(0, flat.numel() - 1, n).long()
+    positions = torch.linspace(0, flat.numel() - 1, n, dtype=torch.float64).long()  # float32 overflows
     return [float(v) for v in flat[positions].float().cpu()]
 
 

@@ -334,8 +334,6 @@ SLOW_SAMPLES = {  # documents per task (lm-eval's `samples`): a few minutes on 2
 @pytest.mark.slow
 def test_smollm2_code_pruning_hits_code_harder(tmp_path, request):
     """Prune code-specific FF neurons of smollm2-135m (2 steps of 1%): code falls more than general."""
-    if "slow" not in (request.config.getoption("markexpr") or ""):
-        pytest.skip("minutes on CPU: run with -m slow")
 
     def measure(lm):
         results = harness.simple_evaluate(lm, tasks=["separ_code", "separ_general"], samples=SLOW_SAMPLES, **RUN)
