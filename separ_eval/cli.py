@@ -372,10 +372,10 @@ def print_report(obj: dict, path: Path | None, console: Console) -> None:
     console.print(trajectory_table(obj))
     console.print(summary_table(obj))
     if path is not None:
-        console.print(f"Results: {path}", highlight=False)
+        console.print(f"Results: {path}", highlight=False, soft_wrap=True)  # a path must stay one line
         png = path.with_suffix(".png")
         if png.exists():
-            console.print(f"Plot:    {png}", highlight=False)
+            console.print(f"Plot:    {png}", highlight=False, soft_wrap=True)
 
 
 def execute(config: RunConfig, err: Console):

@@ -68,7 +68,7 @@ class Masks:
         )
 
     def fraction(self, unit: str) -> float:
-        return float(self.pruned[unit].float().mean())
+        return self.count(unit) / self.pruned[unit].numel()
 
     def count(self, unit: str) -> int:
         return int(self.pruned[unit].sum())
