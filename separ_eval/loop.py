@@ -21,7 +21,7 @@ from typing import Callable
 
 import torch
 
-from . import __version__, arch, data, metrics, models, prune, results, separability, stats
+from . import __version__, arch, distributed, data, metrics, models, prune, results, separability, stats
 from .method import CorpusBlocks, Method, Pruner
 
 LOG_NAME = "log.jsonl"
@@ -109,9 +109,7 @@ def _write_json_atomic(path: Path, obj) -> None:
 
 
 def _is_rank0() -> bool:
-    import torch.distributed as dist
-
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+    return distributed.is_main()
 
 
 def model_id(name: str) -> str:
@@ -185,7 +183,7 @@ class Run:
 
         started = time.perf_counter()
         self.model, self.tokenizer, self.info = models.load(
-            config.model, device=config.device, dtype=config.dtype, revision=config.revision,
+            config.model, device=distributed.init(config.device), dtype=config.dtype, revision=config.revision,
             trust_remote_code=config.trust_remote_code,
         )
         self.model_map = arch.map_model(self.model)
@@ -283,7 +281,7 @@ class Run:
         callback = _tokens_callback(self.progress, "evaluate", step)
         record = {}
         for side, blocks in (("forget", self.forget), ("retain", self.retain)):
-            counts = metrics.evaluate(self.model, blocks.evaluate, blocks.frequent, batch_size=self.config.batch_size, progress=callback)
+            counts = metrics.evaluate(self.model, distributed.shard(blocks.evaluate), blocks.frequent, batch_size=self.config.batch_size, progress=callback)
             record[side] = counts.all_reduce().metrics()
         self.timing["eval_s"] += time.perf_counter() - started
         if self.task_plan and step in self.task_steps:
