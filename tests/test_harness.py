@@ -44,7 +44,7 @@ def engine_masks(model, tokenizer, method: Method, forget="code", retain="prose"
     """Masks computed by the engine itself (the loop's way), baked into `model`."""
     model_map = arch.map_model(model)
     pruner = Pruner(model, model_map, method)
-    pruner.masks.meta["model"] = {"id": "tiny", "signature": harness.model_signature(model)}
+    pruner.masks.meta["model"] = {"id": "tiny", "signature": prune.model_signature(model)}
     sides = [CorpusBlocks.prepare(load_corpus(c), tokenizer, method, need_eval=False) for c in (forget, retain)]
     fixed = None
     for step in range(1, method.steps + 1):
@@ -278,7 +278,7 @@ def test_masks_for_another_checkpoint(tiny_dir, tmp_path):
     from separ_eval.testing import tiny_model
 
     sibling = tiny_model("llama", seed=1)
-    masks = prune.Masks.empty(arch.map_model(sibling), {"model": {"id": "llama-seed-1", "signature": harness.model_signature(sibling)}})
+    masks = prune.Masks.empty(arch.map_model(sibling), {"model": {"id": "llama-seed-1", "signature": prune.model_signature(sibling)}})
     masks.pruned["ff"][0, 0] = True
     masks.save(tmp_path)
     with pytest.raises(prune.MaskError, match="other checkpoint.*Recompute the masks"):
