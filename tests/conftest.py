@@ -23,3 +23,23 @@ def smollm2():
     from separ_eval import models
 
     return models.load("smollm2-135m")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Two threads on a CPU shared with other jobs run tiny matmuls far slower (up to ~50x); one thread does not."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory, tiny_tokenizer):
+    """A tiny random llama checkpoint, written once per session."""
+    from separ_eval.testing import tiny_model
+
+    directory = tmp_path_factory.getbasetemp() / "tiny-llama"
+    if not (directory / "config.json").exists():
+        tiny_model("llama").save_pretrained(directory)
+        tiny_tokenizer.save_pretrained(directory)
+    return directory

@@ -16,13 +16,7 @@ from separ_eval.testing import save_tiny, tiny_tokenizer
 HASH = "0123456789abcdef" * 4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Two threads on a CPU shared with other jobs run tiny matmuls ~50x slower; one thread does not."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

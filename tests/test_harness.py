@@ -19,25 +19,8 @@ TOKEN_METRICS = ("top1", "top10", "skip50_top1", "skip50_top10", "loss")
 RUN = dict(log_samples=False, bootstrap_iters=0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Two threads on a CPU shared with other jobs run small matmuls far slower; one thread does not."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory, tiny_tokenizer):
-    """A tiny random llama checkpoint, written once per session."""
-    from separ_eval.testing import tiny_model
-
-    directory = tmp_path_factory.getbasetemp() / "tiny-llama"
-    if not (directory / "config.json").exists():
-        tiny_model("llama").save_pretrained(directory)
-        tiny_tokenizer.save_pretrained(directory)
-    return directory
 
 
 def engine_masks(model, tokenizer, method: Method, forget="code", retain="prose") -> prune.Masks:

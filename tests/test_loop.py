@@ -23,13 +23,7 @@ TINY = dict(collect_tokens=3000, eval_tokens=1500, block_len=64, steps=3, ff_fra
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Two threads on a CPU shared with other jobs run tiny matmuls ~50x slower; one thread does not."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_tiny_setup(root: Path) -> dict:
