@@ -108,10 +108,6 @@ def _write_json_atomic(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
-def _is_rank0() -> bool:
-    return distributed.is_main()
-
-
 def model_id(name: str) -> str:
     """The id a model is recorded under (as models.load reports it), known before loading it."""
     return models.EMBEDDED[name][2] if name in models.EMBEDDED else name
@@ -223,7 +219,7 @@ class Run:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         config_path = self.run_dir / CONFIG_NAME
         self._check_identity()
-        if not config_path.exists() and _is_rank0():
+        if not config_path.exists() and distributed.is_main():
             _write_json_atomic(config_path, self.config.identity())
         records = read_log(self.run_dir / LOG_NAME)
         if records:
@@ -268,7 +264,7 @@ class Run:
         self.timing["collect_s"] += time.perf_counter() - started
         if not self.config.method.recollect:
             self.fixed_stats = (forget, retain)
-            if _is_rank0():
+            if distributed.is_main():
                 cached[0].parent.mkdir(exist_ok=True)
                 for path, value in zip(cached, self.fixed_stats):  # atomic: a torn file would poison resumes
                     tmp = path.with_name(f".{path.name}.tmp")
@@ -312,7 +308,7 @@ class Run:
         method = self.config.method
         if not records:
             record = {"step": 0, "pruned": {"ff": 0.0, "attn": 0.0}, **self._evaluate(0)}
-            if _is_rank0():
+            if distributed.is_main():
                 _append_log(self.run_dir / LOG_NAME, record)
             records.append(record)
         for step in range(records[-1]["step"] + 1, method.steps + 1):
@@ -320,17 +316,17 @@ class Run:
             started = time.perf_counter()
             self.pruner.step(forget_stats, retain_stats, step)
             self.timing["prune_s"] += time.perf_counter() - started
-            if _is_rank0():
+            if distributed.is_main():
                 self.pruner.masks.save(self._masks_dir(step))
             pruned = {u: self.pruner.masks.fraction(u) for u in ("ff", "attn")}
             record = {"step": step, "pruned": pruned, **self._evaluate(step)}
-            if _is_rank0():
+            if distributed.is_main():
                 _append_log(self.run_dir / LOG_NAME, record)
             records.append(record)
         self.timing["total_s"] = time.perf_counter() - run_started
         obj = self.results(records)
         path = None
-        if _is_rank0():
+        if distributed.is_main():
             path = results.write_results(obj, self.config.output)
             try:
                 from .plots import plot_trajectory
