@@ -98,3 +98,24 @@ def save_tiny(directory: str | os.PathLike, family: str = "llama", seed: int = 0
     tiny_model(family, seed).save_pretrained(directory)
     tiny_tokenizer().save_pretrained(directory)
     return directory
+
+
+def make_tiny_setup(root: Path) -> dict:
+    """A tiny llama checkpoint and a `tiny` target over small local slices of the embedded corpora."""
+    import json
+
+    from . import data
+
+    model_dir = save_tiny(root / "m", "llama")
+    targets = root / "targets"
+    targets.mkdir()
+    for name in ("code", "prose"):
+        docs = data.load_corpus(name).documents[:120]
+        with open(root / f"{name}.jsonl", "w", encoding="utf-8") as handle:
+            for doc in docs:
+                handle.write(json.dumps({"text": doc[:2500]}) + "\n")
+    (targets / "tiny.yaml").write_text(
+        f"target: tiny\nforget: {{corpus: {root / 'code.jsonl'}, tasks: []}}\n"
+        f"retain: {{corpus: {root / 'prose.jsonl'}, tasks: []}}\n"
+    )
+    return {"model": str(model_dir), "include": str(targets), "root": root}

@@ -16,7 +16,7 @@ from separ_eval import arch, data, metrics, models, prune, results, scoring, sta
 from separ_eval.loop import LOG_NAME, Run, RunConfig, RunError, read_log, run
 from separ_eval.method import CorpusBlocks, Method
 from separ_eval.separability import summarize
-from separ_eval.testing import HEADS, LAYERS, MLP, save_tiny
+from separ_eval.testing import HEADS, LAYERS, MLP, make_tiny_setup
 
 FF_UNITS = LAYERS * MLP  # 192
 TINY = dict(collect_tokens=3000, eval_tokens=1500, block_len=64, steps=3, ff_frac=0.1, attn_frac=0.1)
@@ -24,23 +24,6 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def make_tiny_setup(root: Path) -> dict:
-    """A tiny llama checkpoint and a `tiny` target over small local slices of the embedded corpora."""
-    model_dir = save_tiny(root / "m", "llama")
-    targets = root / "targets"
-    targets.mkdir()
-    for name in ("code", "prose"):
-        docs = data.load_corpus(name).documents[:120]
-        with open(root / f"{name}.jsonl", "w", encoding="utf-8") as handle:
-            for doc in docs:
-                handle.write(json.dumps({"text": doc[:2500]}) + "\n")
-    (targets / "tiny.yaml").write_text(
-        f"target: tiny\nforget: {{corpus: {root / 'code.jsonl'}, tasks: []}}\n"
-        f"retain: {{corpus: {root / 'prose.jsonl'}, tasks: []}}\n"
-    )
-    return {"model": str(model_dir), "include": str(targets), "root": root}
 
 
 @pytest.fixture(scope="module")
@@ -235,3 +218,21 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tiny, tmp_path):
     assert a.name == b.name
     assert _comparable(a) == _comparable(b)  # exact: every trajectory number, bit for bit
     assert len(read_log(logs[0])) == 6
+
+
+def test_runs_match_the_fingerprint_recorded_before_the_speed_work(tmp_path):
+    """tests/data/golden_tiny_run.json was written by tests/golden_run.py before the issue-5 optimisations."""
+    from golden_run import GOLDEN, fingerprint
+
+    expected = json.loads(GOLDEN.read_text())
+    actual = fingerprint(tmp_path)
+    assert actual.keys() == expected.keys()
+    for name in expected:
+        for got, want in zip(actual[name], expected[name], strict=True):
+            assert got.get("pruned") == want.get("pruned"), (name, got["step"])  # identical masks
+            for side in ("forget", "retain"):
+                for metric, value in want[side].items():
+                    if metric in metrics.ACCURACY_METRICS:
+                        assert got[side][metric] == value, (name, got["step"], side, metric)
+                    else:
+                        assert got[side][metric] == pytest.approx(value, rel=1e-6), (name, got["step"], side, metric)
