@@ -259,6 +259,8 @@ class Run:
             )
         started = time.perf_counter()
         callback = _tokens_callback(self.progress, "collect", step)
+        if callback:
+            callback(0)  # the phase starts now, not when its first batch is done
         forget = self.pruner.collect(self.forget, self.config.batch_size, progress=callback)
         retain = self.pruner.collect(self.retain, self.config.batch_size, progress=callback)
         self.timing["collect_s"] += time.perf_counter() - started
@@ -275,6 +277,8 @@ class Run:
     def _evaluate(self, step: int) -> dict:
         started = time.perf_counter()
         callback = _tokens_callback(self.progress, "evaluate", step)
+        if callback:
+            callback(0)
         record = {}
         for side, blocks in (("forget", self.forget), ("retain", self.retain)):
             counts = metrics.evaluate(self.model, distributed.shard(blocks.evaluate), blocks.frequent, batch_size=self.config.batch_size, progress=callback)

@@ -236,3 +236,20 @@ def test_runs_match_the_fingerprint_recorded_before_the_speed_work(tmp_path):
                         assert got[side][metric] == value, (name, got["step"], side, metric)
                     else:
                         assert got[side][metric] == pytest.approx(value, rel=1e-6), (name, got["step"], side, metric)
+
+
+def test_progress_opens_each_phase_before_its_first_batch(tiny, tmp_path):
+    """A phase's clock starts at its opening call (0 tokens); tokens reported add up to what the blocks hold."""
+    calls = []
+    cfg = config(tiny, tmp_path, steps=1, attn_frac=0.0)
+    loop_run = Run(cfg, progress=lambda phase, step, n: calls.append((phase, step, n)), log=lambda message: None)
+    loop_run.execute()
+    phases = []
+    for phase, step, n in calls:
+        if not phases or tuple(phases[-1][:2]) != (phase, step):
+            assert n == 0, (phase, step)
+            phases.append([phase, step, 0])
+        phases[-1][2] += n
+    evaluated = loop_run.forget.evaluate.n_tokens + loop_run.retain.evaluate.n_tokens
+    collected = loop_run.forget.collect.n_tokens + loop_run.retain.collect.n_tokens
+    assert phases == [["evaluate", 0, evaluated], ["collect", 1, collected], ["evaluate", 1, evaluated]]
