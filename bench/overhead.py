@@ -12,6 +12,7 @@ Variants (same batch, same model, inference_mode):
   collect-ff      the same hooking the FF projections only (what an FF-only run needs)
   model           bare model forward with the LM head over every position (the floor of an eval pass)
   evaluate        separ_eval.metrics.evaluate (decoder, chunked LM head, top-k, cross-entropy)
+  evaluate-chunkN the same with N positions per logits chunk (--chunks)
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ def main(argv=None) -> int:
     p.add_argument("--dtype", default="float32")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--chunks", type=lambda v: [int(c) for c in v.split(",") if c], default=[],
+                   help="extra evaluate variants with these logits chunk sizes, e.g. 256,1024,4096")
     p.add_argument("--json-out")
     a = p.parse_args(argv)
 
@@ -50,23 +53,20 @@ def main(argv=None) -> int:
     ids, mask = next(blocks.collect.batches(a.batch_size))
     tokens = int(mask.sum())
 
-    class FFOnly(stats.StatsCollector):
-        def __enter__(self):
-            for layer in range(self.model_map.n_layers):
-                self._handles.append(self.model_map.projection("ff", layer).register_forward_pre_hook(self._hook("ff", layer)))
-            return self
-
-    def run_collect(cls):
-        with torch.inference_mode(), cls(model_map) as collector:
+    def run_collect(units):
+        with torch.inference_mode(), stats.StatsCollector(model_map, units=units) as collector:
             collector.token_mask = mask.bool()
             decoder(input_ids=ids, attention_mask=mask, use_cache=False)
 
     variants = {
         "decoder": lambda: torch.inference_mode()(decoder)(input_ids=ids, attention_mask=mask, use_cache=False),
-        "collect": lambda: run_collect(stats.StatsCollector),
-        "collect-ff": lambda: run_collect(FFOnly),
+        "collect": lambda: run_collect(("ff", "attn")),
+        "collect-ff": lambda: run_collect(("ff",)),
         "model": lambda: torch.inference_mode()(model)(input_ids=ids, attention_mask=mask, use_cache=False),
         "evaluate": lambda: metrics.evaluate(model, blocks.collect, blocks.frequent, batch_size=a.batch_size),
+        **{f"evaluate-chunk{c}": (lambda c=c: metrics.evaluate(model, blocks.collect, blocks.frequent,
+                                                               batch_size=a.batch_size, chunk=c))
+           for c in a.chunks},
     }
     variants["decoder"]()  # warm-up
     times = {k: [] for k in variants}

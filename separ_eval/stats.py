@@ -33,8 +33,8 @@ class UnitStats:
     def get(self, unit: str, name: str) -> torch.Tensor:
         return self.sums[unit][STAT_NAMES.index(name)]
 
-    def tokens(self, unit: str = "ff") -> int:
-        return int(self.get(unit, "count")[0, 0].item())
+    def tokens(self, unit: str | None = None) -> int:
+        return int(self.get(unit or next(iter(self.sums)), "count")[0, 0].item())
 
     def mean(self, unit: str, name: str) -> torch.Tensor:
         """E[stat] per unit; `name` is a sum (sum, sum_sq, sum_abs, sum_sqrt, count_pos)."""
@@ -65,14 +65,15 @@ def _sequence_sums(activations: torch.Tensor, token_mask: torch.Tensor) -> torch
     """(len(STAT_NAMES), width) float64 sums over the unmasked positions of a (B, T, W) batch."""
     a = activations.float()
     weights = token_mask.to(a.dtype)  # (B, T)
+    magnitude = a.abs()
     # Reduce over positions within each sequence in float32 (BLAS), then over sequences in float64.
     partials = torch.stack(
         [
             weights.sum(dim=1, keepdim=True).expand(-1, a.shape[-1]),
             torch.einsum("bt,btw->bw", weights, a),
             torch.einsum("bt,btw->bw", weights, a * a),
-            torch.einsum("bt,btw->bw", weights, a.abs()),
-            torch.einsum("bt,btw->bw", weights, a.abs().sqrt()),
+            torch.einsum("bt,btw->bw", weights, magnitude),
+            torch.einsum("bt,btw->bw", weights, magnitude.sqrt_()),
             torch.einsum("bt,btw->bw", weights, (a > 0).to(a.dtype)),
         ]
     )  # (6, B, W)
@@ -80,11 +81,18 @@ def _sequence_sums(activations: torch.Tensor, token_mask: torch.Tensor) -> torch
 
 
 class StatsCollector:
-    """Context manager: while open, every forward adds to `self.stats` for the positions in `token_mask`."""
+    """Context manager: while open, every forward adds to `self.stats` for the positions in `token_mask`.
 
-    def __init__(self, model_map: ModelMap, device="cpu"):
+    Only the unit types in `units` are hooked: an FF-only run pays nothing for attention statistics.
+    """
+
+    def __init__(self, model_map: ModelMap, device="cpu", units: tuple[str, ...] = UNIT_TYPES):
+        unknown = set(units) - set(UNIT_TYPES)
+        if unknown:
+            raise ValueError(f"Unknown unit types {sorted(unknown)}; choose from {UNIT_TYPES}.")
         self.model_map = model_map
-        self.stats = UnitStats.zeros(model_map.shapes(), device=device)
+        self.units = tuple(units)
+        self.stats = UnitStats.zeros({u: s for u, s in model_map.shapes().items() if u in self.units}, device=device)
         self.token_mask: torch.Tensor | None = None
         self._handles = []
 
@@ -100,7 +108,7 @@ class StatsCollector:
         return hook
 
     def __enter__(self) -> "StatsCollector":
-        for unit in UNIT_TYPES:
+        for unit in self.units:
             for layer in range(self.model_map.n_layers):
                 module = self.model_map.projection(unit, layer)
                 self._handles.append(module.register_forward_pre_hook(self._hook(unit, layer)))
@@ -113,11 +121,12 @@ class StatsCollector:
 
 
 @torch.inference_mode()
-def collect(model, model_map: ModelMap, blocks, *, batch_size: int = 8, progress=None) -> UnitStats:
-    """Statistics over `blocks` (see data.Blocks). Runs the decoder only: no LM head logits."""
+def collect(model, model_map: ModelMap, blocks, *, batch_size: int = 8, units: tuple[str, ...] = UNIT_TYPES,
+            progress=None) -> UnitStats:
+    """Statistics of `units` over `blocks` (see data.Blocks). Runs the decoder only: no LM head logits."""
     decoder = base_model(model)
     device = next(model.parameters()).device
-    with StatsCollector(model_map, device=device) as collector:
+    with StatsCollector(model_map, device=device, units=units) as collector:
         for input_ids, attention_mask in blocks.batches(batch_size):
             input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
             collector.token_mask = attention_mask.bool()
@@ -125,7 +134,6 @@ def collect(model, model_map: ModelMap, blocks, *, batch_size: int = 8, progress
             if progress is not None:
                 progress(int(attention_mask.sum()))
     return collector.stats.cpu()
-
 
 
 def save_stats(stats: UnitStats, path) -> None:

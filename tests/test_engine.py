@@ -165,6 +165,25 @@ def test_collection_never_runs_the_lm_head():
     assert not any(m._forward_pre_hooks for m in model.modules())  # hooks are removed
 
 
+def test_collecting_one_unit_type_hooks_only_it_and_gives_the_same_sums():
+    model = tiny_model("llama")
+    model_map = arch.map_model(model)
+    both = stats.collect(model, model_map, _blocks(), batch_size=2)
+    for unit in arch.UNIT_TYPES:
+        hooked = []
+        original = stats.StatsCollector._hook
+        stats.StatsCollector._hook = lambda self, u, layer: (hooked.append(u), original(self, u, layer))[1]
+        try:
+            one = stats.collect(model, model_map, _blocks(), batch_size=2, units=(unit,))
+        finally:
+            stats.StatsCollector._hook = original
+        assert set(hooked) == {unit} and len(hooked) == model_map.n_layers
+        assert list(one.sums) == [unit]
+        assert torch.equal(one.sums[unit], both.sums[unit])  # bit for bit
+    with pytest.raises(ValueError, match="Unknown unit types"):
+        stats.collect(model, model_map, _blocks(), units=("mlp",))
+
+
 def test_lm_head_logits_match_the_model_forward_with_softcapping():
     model = tiny_model("gemma2")
     assert model.config.final_logit_softcapping
