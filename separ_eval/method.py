@@ -29,8 +29,8 @@ class Method:
     attn_scoring: str = "abs"
     offset: str = "zero"
     recollect: bool = True
-    collect_tokens: int = 6000  # sized so the default run on smollm2-135m takes under 5 minutes on 2 CPU cores
-    eval_tokens: int = 3000
+    collect_tokens: int = 5000  # sized so the default run on smollm2-135m takes under 5 minutes on 2 CPU cores
+    eval_tokens: int = 2500
     block_len: int = 512
     seed: int = 0
 
