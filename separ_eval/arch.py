@@ -190,6 +190,16 @@ def map_model(model: nn.Module) -> ModelMap:
     return ModelMap(family=family, layers=mapped, d_model=d_model, d_mlp=d_mlp, n_heads=n_heads, d_head=d_attn // n_heads)
 
 
+def input_device(model) -> torch.device:
+    """Where input ids go: the embedding's execution device under accelerate sharding (its weights may be
+    offloaded to meta/disk), else the device of the model's parameters."""
+    hook = getattr(model.get_input_embeddings(), "_hf_hook", None)
+    if getattr(hook, "execution_device", None) is not None:
+        return torch.device(hook.execution_device)
+    device = next(model.parameters()).device
+    return torch.device("cpu") if device.type == "meta" else device
+
+
 def base_model(model: nn.Module) -> nn.Module:
     """The decoder without the LM head: statistics passes need hidden states, not logits."""
     base = getattr(model, "base_model", None)

@@ -219,12 +219,36 @@ def method_options(fn):
                      help="Sequences per forward pass."),
         click.option("--output", default=DEFAULT_OUTPUT, show_default=True, type=click.Path(file_okay=False),
                      help="Folder for the results JSON, plot, and resumable run state (runs/)."),
+        click.option("--device-map", default=None, metavar="auto|balanced|sequential",
+                     help="Shard the model over the GPUs and CPU with accelerate (for models larger than one device)."),
+        click.option("--max-memory", default=None, callback=_parse_max_memory, metavar="0=20GiB,cpu=60GiB",
+                     help="With --device-map: memory per device."),
+        click.option("--eval-backend", type=_choices(("separ", "hf", "vllm")), default=r.eval_backend,
+                     show_default=True,
+                     help="Who scores --tasks: the in-process pruned model (separ), or lm-eval's hf / vllm backend "
+                          "on a checkpoint exported at each task step (backend-agnostic tasks only)."),
+        click.option("--backend-args", default=r.backend_args, metavar="k=v,...",
+                     help="Extra model_args of the hf / vllm backend, e.g. tensor_parallel_size=2,data_parallel_size=2."),
         click.option("--revision", default=r.revision, help="Hub revision (branch, tag or commit) of the model."),
         click.option("--trust-remote-code", is_flag=True, help="Allow a hub model's own Python code to run."),
     ]
     for option in reversed(options):
         fn = option(fn)
     return fn
+
+
+def _parse_max_memory(ctx, param, value):
+    """'0=20GiB,1=20GiB,cpu=60GiB' -> {0: '20GiB', 1: '20GiB', 'cpu': '60GiB'} (accelerate's max_memory)."""
+    if not value:
+        return None
+    out = {}
+    for item in value.split(","):
+        device, sep, amount = item.partition("=")
+        if not sep or not device.strip() or not amount.strip():
+            raise click.BadParameter(f"expected DEVICE=AMOUNT pairs like 0=20GiB,cpu=60GiB, got {item!r}.")
+        device = device.strip()
+        out[int(device) if device.isdigit() else device] = amount.strip()
+    return out
 
 
 def _device(name: str) -> str:
@@ -262,6 +286,8 @@ def build_config(model: str, options: dict) -> RunConfig:
     """RunConfig from the parsed options; bad values are usage errors."""
     o = dict(options)
     method = _method(o)
+    if o.get("max_memory") and not o.get("device_map"):
+        raise click.UsageError("--max-memory needs --device-map (e.g. --device-map auto).")
     return RunConfig(model=_model(model), method=method, device=_device(o.pop("device")),
                      include_paths=tuple(o.pop("include_paths")), **o)
 

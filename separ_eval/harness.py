@@ -20,6 +20,7 @@ the pruning loop packs them. Other backends get an error that names the fix.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import math
 import uuid
@@ -343,7 +344,7 @@ class SeparLM(HFLM):
         """Per-block counts, with the forward pass batched like `metrics.evaluate`."""
         model = self.model
         decoder = arch.base_model(model)
-        device = next(model.parameters()).device
+        device = arch.input_device(model)
         batch_size = self._int_batch_size()
         counts = {}
         for start in range(0, len(block_ids), batch_size):
@@ -602,8 +603,51 @@ def evaluate_tasks(model, tokenizer, names, *, batch_size: int = 8, limit=None, 
     if not names:
         return {}
     if device is None:
-        device = str(next(model.parameters()).device)
+        device = str(arch.input_device(model))
     lm = SeparLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=device)
     results = simple_evaluate(lm, tasks=names, include_path=include_paths, limit=limit,
+                              log_samples=False, bootstrap_iters=0)
+    return scores(results)
+
+
+# ---------------------------------------------------------------------------- other backends
+
+EXTERNAL_BACKENDS = ("hf", "vllm")
+
+
+def split_backend_agnostic(names, include_paths=()) -> tuple[list[str], list[str]]:
+    """(leaf tasks any lm-eval backend can run, `token_metrics` tasks only `separ` can) of tasks or groups."""
+    names = list(names)
+    if not names:
+        return [], []
+    loaded = make_task_manager(names, include_paths).load(names)["tasks"]
+    agnostic = [n for n, task in loaded.items() if task.OUTPUT_TYPE != REQUEST_TYPE]
+    token_only = [n for n, task in loaded.items() if task.OUTPUT_TYPE == REQUEST_TYPE]
+    return agnostic, token_only
+
+
+def backend_available(backend: str) -> None:
+    """Refuse an external backend whose engine is not installed, before any work is done."""
+    if backend not in ("separ", *EXTERNAL_BACKENDS):
+        raise HarnessError(f"Unknown evaluation backend {backend!r}; choose separ, hf or vllm.")
+    if backend == "vllm" and importlib.util.find_spec("vllm") is None:
+        raise HarnessError(
+            "--eval-backend vllm needs vLLM on a CUDA machine: `pip install vllm` in an environment whose torch and "
+            "transformers match vLLM's pins (see README, Scaling out). --eval-backend hf evaluates the same "
+            "exported checkpoints with lm-eval's hf backend."
+        )
+
+
+def evaluate_checkpoint(path, names, *, backend: str, dtype: str, batch_size: int = 8, device: str = "cpu",
+                        backend_args: str = "", limit=None, include_paths=()) -> dict[str, dict[str, float]]:
+    """Scores of an exported checkpoint on lm-eval tasks through lm-eval's own `hf` or `vllm` backend."""
+    from lm_eval.utils import simple_parse_args_string
+
+    args = {"pretrained": str(path), "dtype": dtype}
+    if backend == "hf":
+        args["device"] = device
+    args |= simple_parse_args_string(backend_args) if backend_args else {}
+    results = simple_evaluate(backend, args, tasks=list(names), include_path=include_paths, limit=limit,
+                              batch_size=batch_size if backend == "hf" else "auto",
                               log_samples=False, bootstrap_iters=0)
     return scores(results)

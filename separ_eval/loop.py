@@ -48,6 +48,10 @@ class RunConfig:
     tasks: str = "none"  # "none", "target", or "forget=a+b,retain=c"
     task_steps: str = "ends"  # "ends", "all", or "0,2,5"
     task_limit: int | None = None
+    eval_backend: str = "separ"  # separ (in process) | hf | vllm (lm-eval backends on an exported checkpoint)
+    backend_args: str = ""  # e.g. "tensor_parallel_size=2,data_parallel_size=2,gpu_memory_utilization=0.8"
+    device_map: str | None = None  # accelerate sharding: "auto", "balanced", "sequential"
+    max_memory: dict | None = None  # with device_map: {0: "20GiB", "cpu": "60GiB"}
 
     def identity(self) -> dict:
         """What must match for a run directory to be resumed."""
@@ -61,6 +65,7 @@ class RunConfig:
             "tasks": self.tasks,
             "task_steps": self.task_steps,
             "task_limit": self.task_limit,
+            **({"eval_backend": self.eval_backend} if self.eval_backend != "separ" else {}),
         }
 
 
@@ -171,6 +176,7 @@ class Run:
         self.target = target.reversed() if config.reverse else target
         self.task_plan = _task_plan(config, self.target)
         self.task_steps = _task_steps(config.task_steps, method.steps)
+        self._check_backend()
         # Named before loading anything, so a clash with another run in this folder is refused at once.
         self.name = results.run_name(model_id(config.model), self.target.name, config.reverse, method.as_dict())
         self.run_dir = Path(config.output) / "runs" / self.name
@@ -178,9 +184,14 @@ class Run:
         self.timing = {"load_s": 0.0, "prepare_s": 0.0, "collect_s": 0.0, "prune_s": 0.0, "eval_s": 0.0, "tasks_s": 0.0}
 
         started = time.perf_counter()
+        device = distributed.init(config.device)
+        if config.device_map is not None and distributed.world_size() > 1:
+            raise RunError("--device-map shards one model over this process's devices; under torchrun every rank "
+                           "holds a whole model. Use one or the other.")
         self.model, self.tokenizer, self.info = models.load(
-            config.model, device=distributed.init(config.device), dtype=config.dtype, revision=config.revision,
-            trust_remote_code=config.trust_remote_code,
+            config.model, device=device, dtype=config.dtype, revision=config.revision,
+            trust_remote_code=config.trust_remote_code, device_map=config.device_map, max_memory=config.max_memory,
+            offload_folder=self.run_dir / "offload",
         )
         self.model_map = arch.map_model(self.model)
         self.timing["load_s"] = time.perf_counter() - started
@@ -288,11 +299,30 @@ class Run:
             started = time.perf_counter()
             if self.progress:
                 self.progress("tasks", step, 0)
-            record["tasks"] = self._run_tasks()
+            record["tasks"] = self._run_tasks(step)
             self.timing["tasks_s"] += time.perf_counter() - started
         return record
 
-    def _run_tasks(self) -> dict:
+    def _check_backend(self) -> None:
+        """External backends evaluate an exported checkpoint: check what they can run before loading anything."""
+        if self.config.eval_backend == "separ" or not self.task_plan:
+            return
+        from .harness import backend_available, split_backend_agnostic
+
+        backend_available(self.config.eval_backend)
+        if distributed.launched():
+            raise RunError(f"--eval-backend {self.config.eval_backend} runs its own parallelism: use it from one "
+                           "process (no torchrun), with backend args such as tensor_parallel_size.")
+        for side, names in list(self.task_plan.items()):
+            agnostic, token_only = split_backend_agnostic(names, self.config.include_paths)
+            if token_only:  # the loop measures these itself, every step
+                self.log(f"{side} tasks {', '.join(token_only)}: token metrics need the in-process model; "
+                         f"the loop's own metrics cover them, {self.config.eval_backend} runs the rest.")
+            self.task_plan[side] = agnostic
+
+    def _run_tasks(self, step: int) -> dict:
+        if self.config.eval_backend != "separ":
+            return self._run_tasks_on_checkpoint(step)
         from .harness import evaluate_tasks
 
         return {
@@ -302,6 +332,28 @@ class Run:
             )
             for side, names in self.task_plan.items()
         }
+
+    def _run_tasks_on_checkpoint(self, step: int) -> dict:
+        """Export the pruned model as a plain checkpoint and score it with lm-eval's hf or vllm backend."""
+        import shutil
+
+        from .harness import evaluate_checkpoint
+
+        checkpoint = self.run_dir / "checkpoints" / f"step-{step:03d}"
+        shutil.rmtree(checkpoint, ignore_errors=True)  # a half-written one from a killed run
+        prune.export(self.model, self.tokenizer, self.pruner.masks, checkpoint)
+        try:
+            return {
+                side: evaluate_checkpoint(
+                    checkpoint, names, backend=self.config.eval_backend, dtype=self.config.dtype,
+                    batch_size=self.config.batch_size, device=str(arch.input_device(self.model)),
+                    backend_args=self.config.backend_args, limit=self.config.task_limit,
+                    include_paths=self.config.include_paths,
+                )
+                for side, names in self.task_plan.items() if names
+            }
+        finally:
+            shutil.rmtree(checkpoint, ignore_errors=True)
 
     # ------------------------------------------------------------------ the loop
 

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, fields
 
 import torch
 
-from .arch import base_model, lm_head_logits
+from .arch import base_model, input_device, lm_head_logits
 
 ACCURACY_METRICS = ("top1", "top10", "skip50_top1", "skip50_top10")
 ALL_METRICS = (*ACCURACY_METRICS, "loss", "ppl")
@@ -87,7 +87,7 @@ def count_predictions(logits: torch.Tensor, targets: torch.Tensor, frequent: tor
 def evaluate(model, blocks, frequent: torch.Tensor, *, batch_size: int = 8, chunk: int = 2048, progress=None) -> TokenCounts:
     """TokenCounts over every predicted position of `blocks` (a target and its context both unpadded)."""
     decoder = base_model(model)
-    device = next(model.parameters()).device
+    device = input_device(model)
     total = TokenCounts()
     for input_ids, attention_mask in blocks.batches(batch_size):
         input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)

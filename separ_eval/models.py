@@ -94,16 +94,22 @@ def load(
     trust_remote_code: bool = False,
     device_map: str | dict | None = None,
     max_memory: dict | None = None,
+    offload_folder: str | os.PathLike | None = None,
 ):
     """(model, tokenizer, info) in eval mode on `device`, or sharded by accelerate when `device_map` is given
-    (e.g. "auto" with `max_memory={0: "20GiB", "cpu": "60GiB"}`): hooks and baked masks work on every shard."""
+    (e.g. "auto" with `max_memory={0: "20GiB", "cpu": "60GiB"}`): hooks and baked masks work on every shard.
+    What fits nowhere is offloaded to `offload_folder` on disk."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if dtype not in DTYPES:
         raise ValueError(f"Unknown dtype {dtype!r}; choose one of {sorted(DTYPES)}.")
     path = resolve(name)
     try:
-        sharding = {"device_map": device_map, "max_memory": max_memory} if device_map is not None else {}
+        sharding = {}
+        if device_map is not None:
+            sharding = {"device_map": device_map, "max_memory": max_memory}
+            if offload_folder is not None:
+                sharding["offload_folder"] = str(offload_folder)
         model = AutoModelForCausalLM.from_pretrained(
             path, dtype=DTYPES[dtype], revision=revision, trust_remote_code=trust_remote_code, **sharding
         )

@@ -123,10 +123,11 @@ class Masks:
 
 def model_signature(model: nn.Module, n: int = 16) -> list[float]:
     """A few embedding weights at fixed positions: tells checkpoints of one architecture apart (never pruned)."""
-    weight = model.get_input_embeddings().weight.detach()
-    flat = weight.reshape(-1)
-    positions = torch.linspace(0, flat.numel() - 1, n, dtype=torch.float64).long()  # float32 overflows
-    return [float(v) for v in flat[positions].float().cpu()]
+    embeddings = model.get_input_embeddings()
+    with _editable(embeddings) as readable:  # an embedding offloaded to disk is read from its offload map
+        flat = readable.weight.detach().reshape(-1)
+        positions = torch.linspace(0, flat.numel() - 1, n, dtype=torch.float64).long()  # float32 overflows
+        return [float(v) for v in flat[positions].float().cpu()]
 
 
 def _atomic(path: Path, write) -> None:
@@ -153,13 +154,13 @@ def _editable(module: nn.Module):
     stand_in = nn.Module()
     stand_in.weight = nn.Parameter(weights_map["weight"].clone(), requires_grad=False)
     stand_in.bias = None
-    if module.bias is not None:
+    if getattr(module, "bias", None) is not None:
         stand_in.bias = nn.Parameter(weights_map["bias"].clone(), requires_grad=False)
     yield stand_in
     loader.state_dict[prefix + "weight"] = stand_in.weight.data
     if stand_in.bias is not None:
         loader.state_dict[prefix + "bias"] = stand_in.bias.data
-        if module.bias is None:
+        if getattr(module, "bias", None) is None:
             module.bias = nn.Parameter(torch.empty_like(stand_in.bias, device="meta"), requires_grad=False)
 
 

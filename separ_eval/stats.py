@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .arch import UNIT_TYPES, ModelMap, base_model
+from .arch import UNIT_TYPES, ModelMap, base_model, input_device
 
 STAT_NAMES = ("count", "sum", "sum_sq", "sum_abs", "sum_sqrt", "count_pos")
 
@@ -125,7 +125,7 @@ def collect(model, model_map: ModelMap, blocks, *, batch_size: int = 8, units: t
             progress=None) -> UnitStats:
     """Statistics of `units` over `blocks` (see data.Blocks). Runs the decoder only: no LM head logits."""
     decoder = base_model(model)
-    device = next(model.parameters()).device
+    device = input_device(model)
     with StatsCollector(model_map, device=device, units=units) as collector:
         for input_ids, attention_mask in blocks.batches(batch_size):
             input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)

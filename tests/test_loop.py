@@ -253,3 +253,56 @@ def test_progress_opens_each_phase_before_its_first_batch(tiny, tmp_path):
     evaluated = loop_run.forget.evaluate.n_tokens + loop_run.retain.evaluate.n_tokens
     collected = loop_run.forget.collect.n_tokens + loop_run.retain.collect.n_tokens
     assert phases == [["evaluate", 0, evaluated], ["collect", 1, collected], ["evaluate", 1, evaluated]]
+
+
+def test_hf_backend_scores_exported_checkpoints_like_the_in_process_model(tiny, tmp_path):
+    """--eval-backend hf: the pruned model, exported each task step, scores as the `separ` wrapper does;
+    token-metric tasks (only `separ` can run them) are left to the loop's own metrics, with a note."""
+    tasks = dict(tasks="forget=separ_code_tokens+separ_code_ppl,retain=separ_prose_ppl", task_limit=3)
+    messages = []
+    base = config(tiny, tmp_path / "separ", steps=1, attn_frac=0.0)
+    separ_obj, _ = run(RunConfig(**{**vars(base), **tasks}), log=lambda message: None)
+    hf_cfg = RunConfig(**{**vars(base), **tasks, "eval_backend": "hf", "output": str(tmp_path / "hf")})
+    hf_obj, hf_path = run(hf_cfg, log=messages.append)
+    assert any("separ_code_tokens" in m and "token metrics" in m for m in messages)
+    for step in (0, 1):
+        separ_tasks, hf_tasks = separ_obj["trajectory"][step]["tasks"], hf_obj["trajectory"][step]["tasks"]
+        assert set(hf_tasks["forget"]) == {"separ_code_ppl"} and set(hf_tasks["retain"]) == {"separ_prose_ppl"}
+        for side, task in (("forget", "separ_code_ppl"), ("retain", "separ_prose_ppl")):
+            for metric in ("bits_per_byte,none", "word_perplexity,none"):
+                assert hf_tasks[side][task][metric] == pytest.approx(separ_tasks[side][task][metric], rel=1e-5)
+    # pruning moved the score, so the step-1 equality is about the pruned checkpoint, not the base model
+    assert hf_obj["trajectory"][1]["tasks"]["forget"]["separ_code_ppl"]["bits_per_byte,none"] != \
+        hf_obj["trajectory"][0]["tasks"]["forget"]["separ_code_ppl"]["bits_per_byte,none"]
+    assert not (run_dir(hf_path) / "checkpoints" / "step-001").exists()  # exports are temporary
+
+
+def test_vllm_backend_without_vllm_is_refused_before_any_work(tiny, tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vLLM is installed here")
+    cfg = RunConfig(**{**vars(config(tiny, tmp_path)), "tasks": "forget=separ_code_ppl,retain=separ_prose_ppl",
+                       "eval_backend": "vllm"})
+    with pytest.raises(ValueError, match="pip install vllm"):
+        Run(cfg, log=lambda message: None)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_device_map_with_disk_offload_runs_the_same_loop(tiny, tmp_path, default_run):
+    """--device-map auto with too little --max-memory: layers go to disk; masks and metrics are unchanged."""
+    cfg = RunConfig(**{**vars(config(tiny, tmp_path)), "device_map": "auto", "max_memory": {"cpu": "120KB"}})
+    sharded = Run(cfg, log=lambda message: None)
+    offloaded = [n for n, p in sharded.model.named_parameters() if p.device.type == "meta"]
+    assert any("layers.1" in n for n in offloaded)  # really split
+    obj, path = sharded.execute()
+    plain, plain_path = default_run
+    for got, want in zip(obj["trajectory"], plain["trajectory"], strict=True):
+        assert got["pruned"] == want["pruned"]
+        for side in ("forget", "retain"):
+            assert got[side]["top1"] == want[side]["top1"]
+            assert got[side]["loss"] == pytest.approx(want[side]["loss"], rel=1e-5)
+    for step in (1, 2, 3):
+        a = prune.Masks.load(run_dir(path) / "masks" / f"step-{step:03d}")
+        b = prune.Masks.load(run_dir(plain_path) / "masks" / f"step-{step:03d}")
+        assert all(torch.equal(a.pruned[u], b.pruned[u]) for u in a.pruned)
