@@ -119,36 +119,8 @@ def phase_floor(s: dict) -> dict:
             "threads": _threads()}
 
 
-_SIGNATURE_FALLBACKS = []
-
-
-def _patch_model_signature() -> None:
-    """separ_eval.prune.model_signature indexes past the embedding when numel-1 is not a float32
-    (linspace defaults to float32; SmolLM2's 28,311,551 rounds up to 28,311,552), which kills
-    Run() on that model. harness.py already works around it; loop.py does not. Patch this process
-    only, the same way: the original is tried first, so a fixed separ_eval is used as is."""
-    import torch
-
-    from separ_eval import prune
-
-    original = prune.model_signature
-
-    def model_signature(model, n: int = 16):
-        try:
-            return original(model, n)
-        except IndexError:
-            _SIGNATURE_FALLBACKS.append(1)
-            flat = model.get_input_embeddings().weight.detach().reshape(-1)
-            positions = torch.linspace(0, flat.numel() - 1, n, dtype=torch.float64).long()
-            return [float(v) for v in flat[positions].float().cpu()]
-
-    prune.model_signature = model_signature
-
-
 def phase_loop(s: dict, profile: str | None = None) -> dict:
     from separ_eval.loop import Run, RunConfig
-
-    _patch_model_signature()
 
     tokens = {"collect": 0, "evaluate": 0}
 
@@ -199,7 +171,6 @@ def phase_loop(s: dict, profile: str | None = None) -> dict:
             "tokens": {"collect": tokens["collect"], "eval": tokens["evaluate"]},
             "rss_peak_mib": round(rss_peak_mib(), 1), "rss_ready_mib": round(rss_ready, 1),
             "threads": _threads(), "results_path": str(path), "summary": obj["summary"],
-            "model_signature_fallback_used": bool(_SIGNATURE_FALLBACKS),
             "trajectory": [{k: r[k] for k in ("step", "forget", "retain")} for r in obj["trajectory"]]}
 
 

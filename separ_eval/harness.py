@@ -340,7 +340,7 @@ class SeparLM(HFLM):
         return results
 
     @torch.inference_mode()
-    def _block_counts(self, blocks: CorpusBlocks, block_ids: list[int], chunk: int = 2048) -> dict[int, TokenCounts]:
+    def _block_counts(self, blocks: CorpusBlocks, block_ids: list[int], chunk: int = 512) -> dict[int, TokenCounts]:
         """Per-block counts, with the forward pass batched like `metrics.evaluate`."""
         model = self.model
         decoder = arch.base_model(model)

@@ -84,7 +84,7 @@ def count_predictions(logits: torch.Tensor, targets: torch.Tensor, frequent: tor
 
 
 @torch.inference_mode()
-def evaluate(model, blocks, frequent: torch.Tensor, *, batch_size: int = 8, chunk: int = 2048, progress=None) -> TokenCounts:
+def evaluate(model, blocks, frequent: torch.Tensor, *, batch_size: int = 8, chunk: int = 512, progress=None) -> TokenCounts:
     """TokenCounts over every predicted position of `blocks` (a target and its context both unpadded)."""
     decoder = base_model(model)
     device = input_device(model)

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from separ_eval import arch, prune, scoring, stats
+from separ_eval import arch, metrics, prune, scoring, stats
 from separ_eval.data import Blocks
 from separ_eval.testing import FAMILIES, tiny_model
 
@@ -329,3 +329,24 @@ def test_override_table_maps_an_odd_model(monkeypatch):
     monkeypatch.setitem(arch.OVERRIDES, "odd", {"layers": "blocks", "ff": "read", "attn": "mix"})
     model_map = arch.map_model(Odd())
     assert (model_map.n_layers, model_map.d_mlp, model_map.n_heads, model_map.d_head) == (2, 16, 2, 4)
+
+
+@pytest.mark.parametrize("chunk", [7, 512, 10**6])
+def test_metrics_match_full_logits_whatever_the_chunk(chunk):
+    """Chunked LM head (any chunk size) == counting on the model's own full logits over valid positions."""
+    model = tiny_model("llama")
+    blocks = _blocks(n=4, length=40, pad_last=9)
+    frequent = torch.tensor([3, 4, 5, 10, 20])
+    counts = metrics.evaluate(model, blocks, frequent, batch_size=3, chunk=chunk)
+    logits = _logits(model, blocks)[:, :-1].double()
+    valid = (blocks.attention_mask[:, :-1] * blocks.attention_mask[:, 1:]).bool()
+    logits, targets = logits[valid], blocks.input_ids[:, 1:][valid]
+    top10 = logits.topk(10, dim=-1).indices
+    rare = ~torch.isin(targets, frequent)
+    hit1, hit10 = top10[:, 0] == targets, (top10 == targets[:, None]).any(-1)
+    assert counts.n == targets.numel() == 4 * 39 - 9
+    assert (counts.top1, counts.top10) == (int(hit1.sum()), int(hit10.sum()))
+    assert (counts.skip_n, counts.skip_top1, counts.skip_top10) == (int(rare.sum()), int((hit1 & rare).sum()),
+                                                                     int((hit10 & rare).sum()))
+    loss = torch.nn.functional.cross_entropy(logits, targets, reduction="sum").item()
+    assert counts.loss_sum == pytest.approx(loss, rel=1e-6)
