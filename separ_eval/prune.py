@@ -124,10 +124,11 @@ class Masks:
 def model_signature(model: nn.Module, n: int = 16) -> list[float]:
     """A few embedding weights at fixed positions: tells checkpoints of one architecture apart (never pruned)."""
     embeddings = model.get_input_embeddings()
-    with _editable(embeddings) as readable:  # an embedding offloaded to disk is read from its offload map
-        flat = readable.weight.detach().reshape(-1)
-        positions = torch.linspace(0, flat.numel() - 1, n, dtype=torch.float64).long()  # float32 overflows
-        return [float(v) for v in flat[positions].float().cpu()]
+    offloaded = _offload_map(embeddings)
+    weight = offloaded["weight"] if offloaded is not None else embeddings.weight.detach()
+    flat = weight.reshape(-1)
+    positions = torch.linspace(0, flat.numel() - 1, n, dtype=torch.float64).long()  # float32 overflows
+    return [float(v) for v in flat[positions].float().cpu()]
 
 
 def _atomic(path: Path, write) -> None:
@@ -141,26 +142,31 @@ def _atomic(path: Path, write) -> None:
         raise
 
 
+def _offload_map(module: nn.Module):
+    """accelerate's map of the module's real weights when they were offloaded (weights on meta), else None."""
+    weights_map = getattr(getattr(module, "_hf_hook", None), "weights_map", None)
+    return weights_map if module.weight.device.type == "meta" else None
+
+
 @contextmanager
 def _editable(module: nn.Module):
     """The module itself, or, when accelerate offloaded its weights (meta device), a stand-in holding real
     copies of them that are written back to the offload map, which accelerate reads at every forward."""
-    hook = getattr(module, "_hf_hook", None)
-    weights_map = getattr(hook, "weights_map", None)
-    if module.weight.device.type != "meta" or weights_map is None:
+    weights_map = _offload_map(module)
+    if weights_map is None:
         yield module
         return
     loader, prefix = weights_map.dataset, weights_map.prefix
     stand_in = nn.Module()
     stand_in.weight = nn.Parameter(weights_map["weight"].clone(), requires_grad=False)
     stand_in.bias = None
-    if getattr(module, "bias", None) is not None:
+    if module.bias is not None:
         stand_in.bias = nn.Parameter(weights_map["bias"].clone(), requires_grad=False)
     yield stand_in
     loader.state_dict[prefix + "weight"] = stand_in.weight.data
     if stand_in.bias is not None:
         loader.state_dict[prefix + "bias"] = stand_in.bias.data
-        if getattr(module, "bias", None) is None:
+        if module.bias is None:
             module.bias = nn.Parameter(torch.empty_like(stand_in.bias, device="meta"), requires_grad=False)
 
 
