@@ -23,6 +23,7 @@ import torch
 
 from . import __version__, arch, distributed, data, metrics, models, prune, results, separability, stats
 from .method import CorpusBlocks, Method, Pruner
+from .paths import atomic_write
 
 LOG_NAME = "log.jsonl"
 CONFIG_NAME = "config.json"
@@ -108,9 +109,7 @@ def _append_log(path: Path, record: dict) -> None:
 
 
 def _write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2)))
 
 
 def model_id(name: str) -> str:
@@ -280,9 +279,7 @@ class Run:
             if distributed.is_main():
                 cached[0].parent.mkdir(exist_ok=True)
                 for path, value in zip(cached, self.fixed_stats):  # atomic: a torn file would poison resumes
-                    tmp = path.with_name(f".{path.name}.tmp")
-                    stats.save_stats(value, tmp)
-                    os.replace(tmp, path)
+                    atomic_write(path, lambda tmp, value=value: stats.save_stats(value, tmp))
         return forget, retain
 
     def _evaluate(self, step: int) -> dict:

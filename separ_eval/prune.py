@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .arch import UNIT_TYPES, ModelMap
+from .paths import atomic_write
 
 MASKS_FORMAT = "separ-eval/masks/v1"
 OFFSETS = ("zero", "mean")
@@ -82,8 +82,8 @@ class Masks:
             tensors[f"{unit}.pruned"] = self.pruned[unit].to(torch.uint8).contiguous()
             tensors[f"{unit}.offset"] = self.offsets[unit].float().contiguous()
         meta = {"format": MASKS_FORMAT, **self.meta, "pruned": {u: self.fraction(u) for u in UNIT_TYPES}}
-        _atomic(directory / "masks.safetensors", lambda p: save_file(tensors, p))
-        _atomic(directory / "masks.json", lambda p: Path(p).write_text(json.dumps(meta, indent=2)))
+        atomic_write(directory / "masks.safetensors", lambda p: save_file(tensors, p))
+        atomic_write(directory / "masks.json", lambda p: Path(p).write_text(json.dumps(meta, indent=2)))
         return directory
 
     @classmethod
@@ -129,17 +129,6 @@ def model_signature(model: nn.Module, n: int = 16) -> list[float]:
     flat = weight.reshape(-1)
     positions = torch.linspace(0, flat.numel() - 1, n, dtype=torch.float64).long()  # float32 overflows
     return [float(v) for v in flat[positions].float().cpu()]
-
-
-def _atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _offload_map(module: nn.Module):

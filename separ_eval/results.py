@@ -11,10 +11,10 @@ import html
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from separ_eval.paths import atomic_write
 from separ_eval.separability import ACCURACY_METRICS, summarize, summarize_tasks
 
 SCHEMA = "separ-eval/results/v1"
@@ -335,17 +335,14 @@ def write_results(obj: dict, directory) -> Path:
                 f"{path} holds a different run (model, target or method differ); not overwriting it"
             )
     directory.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as tmp:
+    def write(tmp_path: str) -> None:
+        with open(tmp_path, "w", encoding="utf-8") as tmp:
             json.dump(obj, tmp, indent=2)
             tmp.write("\n")
             tmp.flush()
             os.fsync(tmp.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, write)
     return path
 
 

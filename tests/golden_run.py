@@ -7,7 +7,6 @@ meant to change results, and say so in the commit.
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 from pathlib import Path
 
@@ -48,7 +47,6 @@ def fingerprint(root: Path) -> dict:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).parent))
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         result = fingerprint(Path(tmp))
