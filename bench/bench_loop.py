@@ -15,7 +15,9 @@ On one model and one setting, in one run, each in its own process (so memory pea
     python bench/bench_loop.py --dtype bfloat16 --skip-taker --json-out bench/out/bf16.json
 
 Defaults: smollm2-135m, float32, FF `abs`, 5 steps of 5%, 2e4 collection and 1e4 evaluation
-tokens per corpus, batch 8, blocks of 512, target `code` (forget `code`, retain `prose`).
+tokens per corpus, batch 2 (separ-eval's CPU default), blocks of 512, target `code` (forget `code`,
+retain `prose`). The floor is the plain transformers forward; the loop runs its fast paths
+(`separ_eval.compact`: removed FF neurons skipped, causal attention blockwise), so it can beat it.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import OUT, ensure_taker_venv, machine, rss_peak_mib, run_child, versions  # noqa: E402
 
-DEFAULTS = dict(model="smollm2-135m", target="code", dtype="float32", batch_size=8, block_len=512,
+DEFAULTS = dict(model="smollm2-135m", target="code", dtype="float32", batch_size=2, block_len=512,
                 ff_frac=0.05, steps=5, collect_tokens=20000, eval_tokens=10000, scoring="abs")
 
 
@@ -120,7 +122,10 @@ def phase_floor(s: dict) -> dict:
 
 
 def phase_loop(s: dict, profile: str | None = None) -> dict:
+    from separ_eval import compact
     from separ_eval.loop import Run, RunConfig
+
+    compact.ENABLED = s.get("fast_paths", True)
 
     tokens = {"collect": 0, "evaluate": 0}
 
@@ -250,7 +255,8 @@ def print_report(report: dict) -> None:
     s, m = report["settings"], report["machine"]
     console.print(f"[bold]separ-eval loop benchmark[/bold]  {s['model']}  {s['dtype']}  target {s['target']}  "
                   f"FF {s['scoring']} {s['steps']} x {s['ff_frac']:.0%}  collect {s['collect_tokens']}  "
-                  f"eval {s['eval_tokens']} tokens/corpus  batch {s['batch_size']} x {s['block_len']}")
+                  f"eval {s['eval_tokens']} tokens/corpus  batch {s['batch_size']} x {s['block_len']}"
+                  f"  loop fast paths {'on' if s.get('fast_paths', True) else 'off'}")
     console.print(f"machine: {m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB, load {m['load_1min']} at start; "
                   f"versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()))
     table = Table(title="wall time per phase (each tool in its own process)")
@@ -321,6 +327,8 @@ def main(argv=None) -> int:
     p.add_argument("--taker-concurrently", action="store_true",
                    help="run taker at the same time as floor + loop (saves wall time on a slow machine; noisier)")
     p.add_argument("--only", choices=("floor", "loop", "taker"), help="measure one tool only")
+    p.add_argument("--no-fast-paths", action="store_true",
+                   help="the loop without separ_eval.compact (plain transformers forward): what the fast paths save")
     p.add_argument("--profile", metavar="FILE", help="cProfile the loop's execute() into FILE (adds overhead)")
     p.add_argument("--json-out", metavar="FILE", help="write settings, machine, versions and all results here")
     p.add_argument("--from-json", metavar="FILE", help="print the report of an earlier --json-out and exit")
@@ -342,7 +350,7 @@ def main(argv=None) -> int:
 
     s = dict(model=a.model, target=a.target, dtype=a.dtype, batch_size=a.batch_size, block_len=a.block_len,
              ff_frac=a.ff_frac, steps=a.steps, collect_tokens=a.collect_tokens, eval_tokens=a.eval_tokens,
-             scoring=DEFAULTS["scoring"])
+             scoring=DEFAULTS["scoring"], fast_paths=not a.no_fast_paths)
     tools = [a.only] if a.only else [t for t in ("floor", "loop", "taker")
                                      if not (t == "taker" and a.skip_taker) and not (t == "floor" and a.skip_floor)]
     OUT.mkdir(exist_ok=True)

@@ -19,37 +19,39 @@ EPS_RELATIVE = 1e-6
 # name -> statistic per unit from a UnitStats; the score is stat(F) / (stat(R) + eps)
 Statistic = Callable[[UnitStats, str], torch.Tensor]
 STATISTICS: dict[str, Statistic] = {}
+NEEDS: dict[str, tuple[str, ...]] = {"random": ()}  # scoring -> the sums it reads (collection computes only these)
 
 
-def register_score(name: str):
+def register_score(name: str, needs: tuple[str, ...]):
     def decorate(fn: Statistic) -> Statistic:
         STATISTICS[name] = fn
+        NEEDS[name] = needs
         return fn
 
     return decorate
 
 
-@register_score("abs")
+@register_score("abs", needs=("sum_abs",))
 def _mean_abs(stats: UnitStats, unit: str) -> torch.Tensor:
     return stats.mean(unit, "sum_abs")
 
 
-@register_score("freq")
+@register_score("freq", needs=("count_pos",))
 def _frequency_positive(stats: UnitStats, unit: str) -> torch.Tensor:
     return stats.mean(unit, "count_pos")
 
 
-@register_score("sqrt")
+@register_score("sqrt", needs=("sum_sqrt",))
 def _mean_sqrt_abs(stats: UnitStats, unit: str) -> torch.Tensor:
     return stats.mean(unit, "sum_sqrt")
 
 
-@register_score("std")
+@register_score("std", needs=("sum", "sum_sq"))
 def _std(stats: UnitStats, unit: str) -> torch.Tensor:
     return stats.std(unit)
 
 
-@register_score("rms")
+@register_score("rms", needs=("sum_sq",))
 def _rms(stats: UnitStats, unit: str) -> torch.Tensor:
     return stats.mean(unit, "sum_sq").sqrt()
 

@@ -31,7 +31,11 @@ class UnitStats:
         return UnitStats({u: self.sums[u] + other.sums[u].to(self.sums[u].device) for u in self.sums})
 
     def get(self, unit: str, name: str) -> torch.Tensor:
-        return self.sums[unit][STAT_NAMES.index(name)]
+        row = self.sums[unit][STAT_NAMES.index(name)]
+        if bool(torch.isnan(row).any()):
+            raise ValueError(f"The {name!r} statistic of {unit} units was not collected (or is NaN): "
+                             "collect it with names=..., or check the model for NaN activations.")
+        return row
 
     def tokens(self, unit: str | None = None) -> int:
         return int(self.get(unit or next(iter(self.sums)), "count")[0, 0].item())
@@ -61,32 +65,48 @@ class UnitStats:
         return self
 
 
-def _sequence_sums(activations: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
-    """(len(STAT_NAMES), width) float64 sums over the unmasked positions of a (B, T, W) batch."""
+def _sequence_sums(activations: torch.Tensor, token_mask: torch.Tensor, names=STAT_NAMES) -> torch.Tensor:
+    """(len(STAT_NAMES), width) float64 sums over the unmasked positions of a (B, T, W) batch.
+
+    Only `names` are computed (count always): the rows of the others are NaN, so reading them fails loudly.
+    """
     a = activations.float()
     weights = token_mask.to(a.dtype)  # (B, T)
-    magnitude = a.abs()
+    width = a.shape[-1]
     # Reduce over positions within each sequence in float32 (BLAS), then over sequences in float64.
-    partials = torch.stack(
-        [
-            weights.sum(dim=1, keepdim=True).expand(-1, a.shape[-1]),
-            torch.einsum("bt,btw->bw", weights, a),
-            torch.einsum("bt,btw->bw", weights, a * a),
-            torch.einsum("bt,btw->bw", weights, magnitude),
-            torch.einsum("bt,btw->bw", weights, magnitude.sqrt_()),
-            torch.einsum("bt,btw->bw", weights, (a > 0).to(a.dtype)),
-        ]
-    )  # (6, B, W)
-    return partials.double().sum(dim=1)
+    positions = lambda x: torch.einsum("bt,btw->bw", weights, x)  # noqa: E731
+    rows = {"count": weights.sum(dim=1, keepdim=True).expand(-1, width)}
+    if "sum" in names:
+        rows["sum"] = positions(a)
+    if "sum_sq" in names:
+        rows["sum_sq"] = positions(a * a)
+    if "sum_abs" in names or "sum_sqrt" in names:
+        magnitude = a.abs()
+        if "sum_abs" in names:
+            rows["sum_abs"] = positions(magnitude)
+        if "sum_sqrt" in names:
+            rows["sum_sqrt"] = positions(magnitude.sqrt_())
+    if "count_pos" in names:
+        rows["count_pos"] = positions((a > 0).to(a.dtype))
+    out = torch.full((len(STAT_NAMES), width), float("nan"), dtype=torch.float64, device=a.device)
+    for i, name in enumerate(STAT_NAMES):
+        if name in rows:
+            out[i] = rows[name].double().sum(dim=0)
+    return out
 
 
 class StatsCollector:
     """Context manager: while open, every forward adds to `self.stats` for the positions in `token_mask`.
 
     Only the unit types in `units` are hooked: an FF-only run pays nothing for attention statistics.
+    `names[unit]` limits the sums to those a scoring needs (NaN rows for the rest); `kept[unit][layer]`
+    names the neurons a compacted layer still computes (see `compact`); the others get zero sums (they
+    were removed) and the full token count.
     """
 
-    def __init__(self, model_map: ModelMap, device="cpu", units: tuple[str, ...] = UNIT_TYPES):
+    def __init__(self, model_map: ModelMap, device="cpu", units: tuple[str, ...] = UNIT_TYPES,
+                 kept: dict[str, dict[int, torch.Tensor]] | None = None,
+                 names: dict[str, tuple[str, ...]] | None = None):
         unknown = set(units) - set(UNIT_TYPES)
         if unknown:
             raise ValueError(f"Unknown unit types {sorted(unknown)}; choose from {UNIT_TYPES}.")
@@ -94,6 +114,11 @@ class StatsCollector:
         self.units = tuple(units)
         self.stats = UnitStats.zeros({u: s for u, s in model_map.shapes().items() if u in self.units}, device=device)
         self.token_mask: torch.Tensor | None = None
+        self.kept = kept or {}
+        self.names = {u: tuple((names or {}).get(u, STAT_NAMES)) for u in self.units}
+        for unit, wanted in self.names.items():
+            if set(wanted) - set(STAT_NAMES):
+                raise ValueError(f"Unknown statistics {sorted(set(wanted) - set(STAT_NAMES))}; choose from {STAT_NAMES}.")
         self._handles = []
 
     def _hook(self, unit: str, layer: int):
@@ -103,7 +128,14 @@ class StatsCollector:
             if mask is None:
                 raise RuntimeError("StatsCollector.token_mask must be set before each forward pass.")
             x = x.reshape(*mask.shape, x.shape[-1])
-            self.stats.sums[unit][:, layer] += _sequence_sums(x, mask).to(self.stats.sums[unit].device)
+            target = self.stats.sums[unit][:, layer]
+            sums = _sequence_sums(x, mask, self.names[unit]).to(target.device)
+            keep = self.kept.get(unit, {}).get(layer)
+            if keep is None:
+                target += sums
+            else:
+                target[0] += sums[0, 0]
+                target[1:, keep.to(target.device)] += sums[1:]
 
         return hook
 
@@ -122,11 +154,12 @@ class StatsCollector:
 
 @torch.inference_mode()
 def collect(model, model_map: ModelMap, blocks, *, batch_size: int = 8, units: tuple[str, ...] = UNIT_TYPES,
+            kept: dict[str, dict[int, torch.Tensor]] | None = None, names: dict[str, tuple[str, ...]] | None = None,
             progress=None) -> UnitStats:
     """Statistics of `units` over `blocks` (see data.Blocks). Runs the decoder only: no LM head logits."""
     decoder = base_model(model)
     device = input_device(model)
-    with StatsCollector(model_map, device=device, units=units) as collector:
+    with StatsCollector(model_map, device=device, units=units, kept=kept, names=names) as collector:
         for input_ids, attention_mask in blocks.batches(batch_size):
             input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
             collector.token_mask = attention_mask.bool()

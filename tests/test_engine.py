@@ -350,3 +350,119 @@ def test_metrics_match_full_logits_whatever_the_chunk(chunk):
                                                                      int((hit10 & rare).sum()))
     loss = torch.nn.functional.cross_entropy(logits, targets, reduction="sum").item()
     assert counts.loss_sum == pytest.approx(loss, rel=1e-6)
+
+
+def test_compacted_model_skips_removed_ff_neurons_with_the_same_outputs(family_model):
+    """Inside `compacted` the removed FF neurons are not computed; logits and statistics of the kept
+    neurons match the baked model, and the full weights come back on exit."""
+    from separ_eval import compact
+
+    family, _ = family_model
+    model = tiny_model(family)
+    model_map = arch.map_model(model)
+    blocks = _blocks()
+    masks = _random_masks(model_map, share=0.3)
+    prune.bake(model_map, masks)
+    baked = _logits(model, blocks)
+    full_stats = stats.collect(model, model_map, blocks, batch_size=2, units=("ff",))
+    weights = {name: p for name, p in model.named_parameters()}
+    with compact.compacted(model, model_map, masks["ff"]) as kept:
+        compacted_logits = _logits(model, blocks)
+        compacted_stats = stats.collect(model, model_map, blocks, batch_size=2, units=("ff",), kept={"ff": kept})
+        widths = [arch.in_out_features(model_map.projection("ff", layer))[0] for layer in range(model_map.n_layers)]
+    if family == "phi3":  # fused gate_up_proj: left whole, same results
+        assert kept == {}
+    else:
+        assert sorted(kept) == list(range(model_map.n_layers))
+        for layer, width in enumerate(widths):  # the kept neurons, padded with removed ones to ALIGN
+            assert width == kept[layer].numel() and width % compact.ALIGN == 0
+            assert 0 <= width - int((~masks["ff"][layer]).sum()) < compact.ALIGN
+            assert not bool(masks["ff"][layer][~torch.isin(torch.arange(model_map.d_mlp), kept[layer])].logical_not().any())
+    valid = blocks.attention_mask.bool()
+    torch.testing.assert_close(compacted_logits[valid], baked[valid], atol=1e-5, rtol=0)
+    sums, reference = compacted_stats.sums["ff"], full_stats.sums["ff"]
+    removed = masks["ff"]
+    assert torch.equal(sums[0], reference[0])  # token counts for every neuron
+    torch.testing.assert_close(sums[1:][:, ~removed], reference[1:][:, ~removed], rtol=1e-5, atol=1e-6)
+    if kept:
+        computed = torch.stack([torch.isin(torch.arange(model_map.d_mlp), kept[layer]) for layer in range(model_map.n_layers)])
+        assert bool((removed & ~computed).any())
+        assert bool((sums[1:][:, removed & ~computed] == 0).all())  # removed neurons: nothing was computed
+    assert {name: p for name, p in model.named_parameters()} == weights  # the very same tensors
+    assert all(p is weights[name] for name, p in model.named_parameters())
+    assert torch.equal(_logits(model, blocks), baked)
+
+
+def test_compaction_changes_no_selection_in_a_pruning_run():
+    """Scores from compacted statistics pick the same units as scores from the full ones."""
+    from separ_eval import compact
+
+    model = tiny_model("llama")
+    model_map = arch.map_model(model)
+    forget_blocks, retain_blocks = _blocks(n=4, seed=1), _blocks(n=4, seed=2)
+    masks = _random_masks(model_map, share=0.25)
+    prune.bake(model_map, masks)
+    full = [stats.collect(model, model_map, b, units=("ff",)) for b in (forget_blocks, retain_blocks)]
+    with compact.compacted(model, model_map, masks["ff"]) as kept:
+        small = [stats.collect(model, model_map, b, units=("ff",), kept={"ff": kept}) for b in (forget_blocks, retain_blocks)]
+    for name in scoring.STATISTICS:
+        k = 20
+        chosen_full = prune.select(scoring.score(name, *full, "ff"), masks["ff"], k)
+        chosen_small = prune.select(scoring.score(name, *small, "ff"), masks["ff"], k)
+        assert torch.equal(chosen_full, chosen_small), name
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2", "gpt2", "gpt_neox", "opt", "gemma2", "phi3"])
+def test_blockwise_causal_attention_gives_the_same_logits(family, monkeypatch):
+    """Causal attention computed per block of queries equals the one-call kernel; padded batches and
+    soft-capped or windowed attention fall through to transformers' own path."""
+    from separ_eval import compact
+
+    model = tiny_model(family)
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(3, 300, (2, 200), generator=generator)
+    full = torch.ones_like(ids)
+    padded = full.clone()
+    padded[1, 150:] = 0
+    mask_shapes = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(*args, **kwargs):
+        if kwargs.get("attn_mask") is not None:
+            mask_shapes.append(tuple(kwargs["attn_mask"].shape[-2:]))
+        return sdpa(*args, **kwargs)
+
+    with torch.no_grad():
+        plain = [model(input_ids=ids, attention_mask=m).logits for m in (full, padded)]
+        monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+        with compact.blockwise_causal_attention():
+            blockwise = [model(input_ids=ids, attention_mask=m).logits for m in (full, padded)]
+    torch.testing.assert_close(blockwise[0], plain[0], atol=1e-5, rtol=1e-5)
+    valid = padded.bool()
+    torch.testing.assert_close(blockwise[1][valid], plain[1][valid], atol=1e-5, rtol=1e-5)
+    if family in ("llama", "qwen2", "gpt_neox", "phi3"):  # plain causal sdpa: the blocks were used
+        assert (128, 128) in mask_shapes and (72, 200) in mask_shapes
+    from transformers.modeling_utils import AttentionInterface
+
+    assert not getattr(AttentionInterface._global_mapping["sdpa"], "blockwise", False)  # put back
+
+
+def test_collecting_only_the_sums_a_scoring_needs_gives_the_same_scores():
+    """An `abs` run computes sum_abs (and counts) only: the same bits for those, and reading any
+    other statistic fails instead of returning zeros."""
+    model = tiny_model("llama")
+    model_map = arch.map_model(model)
+    everything = stats.collect(model, model_map, _blocks(), batch_size=2)
+    for name in scoring.STATISTICS:
+        needed = {u: scoring.NEEDS[name] for u in arch.UNIT_TYPES}
+        some = stats.collect(model, model_map, _blocks(), batch_size=2, names=needed)
+        for unit in arch.UNIT_TYPES:
+            for stat in ("count", *scoring.NEEDS[name]):
+                assert torch.equal(some.get(unit, stat), everything.get(unit, stat)), (name, stat)
+            torch.testing.assert_close(scoring.STATISTICS[name](some, unit), scoring.STATISTICS[name](everything, unit),
+                                       rtol=0, atol=0)
+            missing = next(s for s in stats.STAT_NAMES[1:] if s not in scoring.NEEDS[name])
+            with pytest.raises(ValueError, match="was not collected"):
+                some.get(unit, missing)
+    with pytest.raises(ValueError, match="Unknown statistics"):
+        stats.collect(model, model_map, _blocks(), names={"ff": ("sum_cubed",)})

@@ -306,3 +306,26 @@ def test_device_map_with_disk_offload_runs_the_same_loop(tiny, tmp_path, default
         a = prune.Masks.load(run_dir(path) / "masks" / f"step-{step:03d}")
         b = prune.Masks.load(run_dir(plain_path) / "masks" / f"step-{step:03d}")
         assert all(torch.equal(a.pruned[u], b.pruned[u]) for u in a.pruned)
+
+
+def test_fast_paths_change_no_mask_and_no_metric(tiny, tmp_path, monkeypatch):
+    """Compacted FF layers and blockwise attention (512-token blocks use 4 query blocks) against the plain
+    forward: the same masks, the same accuracies, the loss to float rounding."""
+    from separ_eval import compact
+
+    method = dict(block_len=512, collect_tokens=6000, eval_tokens=3000, steps=2, ff_frac=0.2, attn_frac=0.1)
+    fast_obj, fast_path = run(config(tiny, tmp_path / "fast", **method), log=lambda message: None)
+    monkeypatch.setattr(compact, "ENABLED", False)
+    plain_obj, plain_path = run(config(tiny, tmp_path / "plain", **method), log=lambda message: None)
+    for fast, plain in zip(fast_obj["trajectory"], plain_obj["trajectory"], strict=True):
+        for side in ("forget", "retain"):
+            for metric, value in plain[side].items():
+                if metric in metrics.ACCURACY_METRICS:
+                    assert fast[side][metric] == value, (fast["step"], side, metric)
+                else:
+                    assert fast[side][metric] == pytest.approx(value, rel=1e-6), (fast["step"], side, metric)
+    for step in (1, 2):
+        a, b = (prune.Masks.load(p.parent / "runs" / p.stem / "masks" / f"step-{step:03d}") for p in (fast_path, plain_path))
+        for unit in arch.UNIT_TYPES:
+            assert torch.equal(a.pruned[unit], b.pruned[unit]), (step, unit)
+    assert fast_obj["trajectory"][2]["pruned"]["ff"] == pytest.approx(2 * round(0.2 * FF_UNITS) / FF_UNITS)
