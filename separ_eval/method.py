@@ -115,10 +115,13 @@ class Pruner:
     def collect(self, blocks: CorpusBlocks, batch_size: int, progress=None) -> stats.UnitStats:
         """Statistics of the pruned unit types over this rank's share of the train blocks, summed over all ranks."""
         shard = distributed.shard(blocks.collect)
+        needed = self.statistics_needed()
+        if not any(needed.values()):  # random scoring, zero offset: no activation is read, so no forward pass
+            return stats.counts_only(self.model_map, shard, tuple(self.units()), progress=progress).all_reduce()
         with self.fast_forward() as kept:
             return stats.collect(
                 self.model, self.model_map, shard, batch_size=batch_size, units=tuple(self.units()),
-                kept={"ff": kept}, names=self.statistics_needed(), progress=progress,
+                kept={"ff": kept}, names=needed, progress=progress,
             ).all_reduce()
 
     def statistics_needed(self) -> dict[str, tuple[str, ...]]:

@@ -169,6 +169,17 @@ def collect(model, model_map: ModelMap, blocks, *, batch_size: int = 8, units: t
     return collector.stats.cpu()
 
 
+def counts_only(model_map: ModelMap, blocks, units: tuple[str, ...], progress=None) -> UnitStats:
+    """What `collect` returns when no sum is needed (random scoring): token counts, no forward pass."""
+    result = UnitStats.zeros({u: s for u, s in model_map.shapes().items() if u in units})
+    for tensor in result.sums.values():
+        tensor[1:] = float("nan")
+        tensor[0] = blocks.n_tokens
+    if progress is not None:
+        progress(blocks.n_tokens)
+    return result
+
+
 def save_stats(stats: UnitStats, path) -> None:
     """safetensors, float64: resuming a `--no-recollect` run reuses them bit for bit."""
     from safetensors.torch import save_file

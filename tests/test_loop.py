@@ -329,3 +329,22 @@ def test_fast_paths_change_no_mask_and_no_metric(tiny, tmp_path, monkeypatch):
         for unit in arch.UNIT_TYPES:
             assert torch.equal(a.pruned[unit], b.pruned[unit]), (step, unit)
     assert fast_obj["trajectory"][2]["pruned"]["ff"] == pytest.approx(2 * round(0.2 * FF_UNITS) / FF_UNITS)
+
+
+def test_random_scoring_runs_no_statistics_pass(tiny, tmp_path):
+    """A random baseline reads no activation: the decoder runs for the evaluations only, and the masks
+    are the seeded random choice."""
+    cfg = config(tiny, tmp_path, steps=2, attn_frac=0.0, ff_scoring="random")
+    loop_run = Run(cfg, log=lambda message: None)
+    forwards = []
+    handle = arch.base_model(loop_run.model).register_forward_hook(lambda *args: forwards.append(1))
+    loop_run.execute()
+    handle.remove()
+    batches = sum(-(-len(side.evaluate) // loop_run.batch_size) for side in (loop_run.forget, loop_run.retain))
+    assert len(forwards) == 3 * batches  # steps 0, 1, 2: evaluation passes only
+    shapes = loop_run.model_map.shapes()
+    empty = stats.UnitStats.zeros(shapes)
+    first = prune.select(scoring.score("random", empty, empty, "ff", seed=0), torch.zeros(shapes["ff"], dtype=torch.bool),
+                         round(0.1 * FF_UNITS))
+    saved = prune.Masks.load(loop_run.run_dir / "masks" / "step-001")
+    assert torch.equal(saved.pruned["ff"], first)
