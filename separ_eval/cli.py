@@ -216,7 +216,7 @@ def method_options(fn):
         click.option("--device", default="auto", show_default=True, help="auto (cuda if available, else cpu), cpu, cuda, cuda:1, ..."),
         click.option("--dtype", type=_choices(DTYPES), default=r.dtype, show_default=True),
         click.option("--batch-size", type=click.IntRange(min=1), default=r.batch_size,
-                     help="Sequences per forward pass.  [default: 2 on CPU (fastest there), 16 on a GPU]"),
+                     help="Sequences per forward pass.  [default: 2 on CPU, 16 on a GPU]"),
         click.option("--output", default=DEFAULT_OUTPUT, show_default=True, type=click.Path(file_okay=False),
                      help="Folder for the results JSON, plot, and resumable run state (runs/)."),
         click.option("--device-map", default=None, metavar="auto|balanced|sequential",

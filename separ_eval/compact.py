@@ -52,7 +52,7 @@ def ff_inputs(model_map: ModelMap, layer: int, root: nn.Module) -> list[nn.Modul
         return None
     d_model, d_mlp = model_map.d_model, model_map.d_mlp
     inputs = []
-    for name, module in parent.named_children():
+    for module in parent.children():
         if module is out:
             continue
         has_d_mlp = any(d_mlp in p.shape for p in module.parameters(recurse=True))

@@ -162,8 +162,8 @@ def _task_steps(spec: str, steps: int) -> set[int]:
 
 
 def default_batch_size(device) -> int:
-    """Sequences per forward when the user names none. On CPU, 2 x 512 tokens ran 8-20% faster per token than
-    8 x 512 (bench/README.md): the activations of a small batch stay in cache. Accelerators want more."""
+    """Sequences per forward when the user names none. On CPU, 2 x 512 tokens ran no slower per token than
+    8 x 512 in A/B runs (bench/README.md) with a lower memory peak; accelerators want bigger batches."""
     return 2 if torch.device(device).type == "cpu" else 16
 
 
