@@ -5,7 +5,7 @@ On one model and one setting, in one run, each in its own process (so memory pea
 1. floor  - bare `torch.inference_mode()` forwards over exactly the token blocks the loop must
             process: the decoder only (`arch.base_model`) for the statistics passes, the whole
             model with its LM head for the evaluation passes; same batch size, block length, dtype;
-2. loop   - `separ_eval.loop.Run(RunConfig(...)).execute()` with those settings;
+2. loop   - `separ_eval.run.loop.Run(RunConfig(...)).execute()` with those settings;
 3. taker  - taker's own `run_pruning` (PyPI taker, in bench/.venv-taker) on the same local model
             directory and the same corpora (train / test splits exported to jsonl), same fraction,
             steps and token budgets.
@@ -17,7 +17,7 @@ On one model and one setting, in one run, each in its own process (so memory pea
 Defaults: smollm2-135m, float32, FF `abs`, 5 steps of 5%, 2e4 collection and 1e4 evaluation
 tokens per corpus, batch 2 (separ-eval's CPU default), blocks of 512, target `code` (forget `code`,
 retain `prose`). The floor is the plain transformers forward; the loop runs its fast paths
-(`separ_eval.compact`: removed FF neurons skipped, causal attention blockwise), so it can beat it.
+(`separ_eval.engine.forward`: removed FF neurons skipped, causal attention blockwise), so it can beat it.
 """
 
 from __future__ import annotations
@@ -41,10 +41,10 @@ DEFAULTS = dict(model="smollm2-135m", target="code", dtype="float32", batch_size
 
 
 def _method(s: dict):
-    from separ_eval.method import Method
+    from separ_eval.engine.method import Method
 
-    return Method(ff_frac=s["ff_frac"], steps=s["steps"], ff_scoring=s["scoring"], collect_tokens=s["collect_tokens"],
-                  eval_tokens=s["eval_tokens"], block_len=s["block_len"])
+    return Method.from_dict({key: s[key] for key in ("ff_frac", "steps", "scoring", "collect_tokens", "eval_tokens",
+                                                     "block_len")})
 
 
 def _corpus_names(target: str) -> tuple[str, str]:
@@ -62,12 +62,11 @@ def _corpus_names(target: str) -> tuple[str, str]:
 
 def _prepare(s: dict, tokenizer):
     from separ_eval import data
-    from separ_eval.method import CorpusBlocks
 
-    method = _method(s)
+    budget = _method(s).budget
     forget_name, retain_name = _corpus_names(s["target"])
-    return (CorpusBlocks.prepare(data.load_corpus(forget_name), tokenizer, method),
-            CorpusBlocks.prepare(data.load_corpus(retain_name), tokenizer, method))
+    return (data.CorpusBlocks.prepare(data.load_corpus(forget_name), tokenizer, budget),
+            data.CorpusBlocks.prepare(data.load_corpus(retain_name), tokenizer, budget))
 
 
 def _threads() -> int:
@@ -83,7 +82,8 @@ def phase_floor(s: dict) -> dict:
     """Bare forwards over the loop's own blocks, in the loop's order: eval 0, then (collect, eval) per step."""
     import torch
 
-    from separ_eval import arch, models
+    from separ_eval import models
+    from separ_eval.engine import arch
 
     started = time.perf_counter()
     model, tokenizer, _ = models.load(s["model"], dtype=s["dtype"])
@@ -122,10 +122,11 @@ def phase_floor(s: dict) -> dict:
 
 
 def phase_loop(s: dict, profile: str | None = None) -> dict:
-    from separ_eval import compact
-    from separ_eval.loop import Run, RunConfig
+    from separ_eval.engine import forward
+    from separ_eval.run.config import RunConfig
+    from separ_eval.run.loop import Run
 
-    compact.ENABLED = s.get("fast_paths", True)
+    forward.ENABLED = s.get("fast_paths", True)
 
     tokens = {"collect": 0, "evaluate": 0}
 
@@ -151,19 +152,20 @@ def phase_loop(s: dict, profile: str | None = None) -> dict:
                 cpu[phase] += time.process_time() - c0
         return wrapper
 
-    from separ_eval import metrics
+    from separ_eval.engine import metrics
 
     run.pruner.collect = cpu_timed("collect", run.pruner.collect)
-    metrics.evaluate = cpu_timed("eval", metrics.evaluate)  # loop.py looks it up as metrics.evaluate
+    metrics.evaluate = cpu_timed("eval", metrics.evaluate)  # the loop looks it up as metrics.evaluate
     started, cpu0 = time.perf_counter(), time.process_time()
     if profile:
         import cProfile
 
         profiler = cProfile.Profile()
-        obj, path = profiler.runcall(run.execute)
+        results, path = profiler.runcall(run.execute)
         profiler.dump_stats(profile)
     else:
-        obj, path = run.execute()
+        results, path = run.execute()
+    obj = results.to_dict()
     execute_s = time.perf_counter() - started
     cpu["loop_s"] = time.process_time() - cpu0
     cpu["init_s"] = init_cpu
@@ -290,7 +292,7 @@ def print_report(report: dict) -> None:
         if not r or not r.get("trajectory"):
             continue
         try:
-            from separ_eval.separability import summarize
+            from separ_eval.report.separability import summarize
 
             summary = summarize(r["trajectory"])
         except Exception as error:  # never lose the timing report to this
@@ -328,7 +330,7 @@ def main(argv=None) -> int:
                    help="run taker at the same time as floor + loop (saves wall time on a slow machine; noisier)")
     p.add_argument("--only", choices=("floor", "loop", "taker"), help="measure one tool only")
     p.add_argument("--no-fast-paths", action="store_true",
-                   help="the loop without separ_eval.compact (plain transformers forward): what the fast paths save")
+                   help="the loop without separ_eval.engine.forward's fast paths (plain transformers forward): what the fast paths save")
     p.add_argument("--profile", metavar="FILE", help="cProfile the loop's execute() into FILE (adds overhead)")
     p.add_argument("--json-out", metavar="FILE", help="write settings, machine, versions and all results here")
     p.add_argument("--from-json", metavar="FILE", help="print the report of an earlier --json-out and exit")

@@ -42,14 +42,16 @@ def main(argv=None) -> int:
 
     import torch
 
-    from separ_eval import arch, data, metrics, models, stats
-    from separ_eval.method import CorpusBlocks, Method
+    from separ_eval import data, models
+    from separ_eval.data import CorpusBlocks
+    from separ_eval.engine import arch, metrics, stats
+    from separ_eval.engine.method import Method
 
     model, tokenizer, _ = models.load(a.model, dtype=a.dtype)
     model_map = arch.map_model(model)
     decoder = arch.base_model(model)
     n = a.batch_size * 511
-    blocks = CorpusBlocks.prepare(data.load_corpus("code"), tokenizer, Method(collect_tokens=n, eval_tokens=n))
+    blocks = CorpusBlocks.prepare(data.load_corpus("code"), tokenizer, Method(collect_tokens=n, eval_tokens=n).budget)
     ids, mask = next(blocks.collect.batches(a.batch_size))
     tokens = int(mask.sum())
 

@@ -29,12 +29,14 @@ HERE = Path(__file__).resolve()
 def phase_collect(s: dict) -> dict:
     import torch
 
-    from separ_eval import arch, data, models, stats
-    from separ_eval.method import CorpusBlocks, Method
+    from separ_eval import data, models
+    from separ_eval.data import CorpusBlocks
+    from separ_eval.engine import arch, stats
+    from separ_eval.engine.method import Method
 
     model, tokenizer, _ = models.load(s["model"], dtype=s["dtype"])
     method = Method(collect_tokens=s["tokens"], block_len=s["block_len"])
-    blocks = CorpusBlocks.prepare(data.load_corpus(s["corpus"]), tokenizer, method, need_eval=False)
+    blocks = CorpusBlocks.prepare(data.load_corpus(s["corpus"]), tokenizer, method.budget, need_eval=False)
     model_map = arch.map_model(model)
     rss_ready_peak, rss_ready_now = rss_peak_mib(), rss_now_mib()
     started = time.perf_counter()

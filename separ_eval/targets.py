@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from .paths import tasks_dir
+from .resources import tasks_dir
 
 SIDES = ("forget", "retain")
 
@@ -67,12 +67,12 @@ class Target:
 def target_dirs(include_paths=()) -> list[Path]:
     """Where targets are looked for: the package's `tasks/targets/`, then each include path (later wins)."""
     dirs = [tasks_dir() / "targets"]
-    for path in _split_paths(include_paths):
+    for path in split_paths(include_paths):
         dirs.append(Path(path).expanduser())
     return dirs
 
 
-def _split_paths(include_paths) -> list[str]:
+def split_paths(include_paths) -> list[str]:
     if include_paths is None:
         return []
     if isinstance(include_paths, (str, os.PathLike)):

@@ -1,8 +1,8 @@
 """`!function` hooks of the separ-eval tasks.
 
 The package's own data files are read here; the corpus-backed hooks and the token-metrics
-task class live in `separ_eval.harness`, so a user's YAML in another include path can name
-them too (`!function separ_eval.harness.TokenMetricsTask`).
+task class live in `separ_eval.lm_eval_ext.tasks`, so a user's YAML in another include path
+can name them too (`!function separ_eval.lm_eval_ext.tasks.TokenMetricsTask`).
 """
 
 from __future__ import annotations
@@ -10,11 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from separ_eval.harness import (  # noqa: F401  (named by the YAML files)
+from separ_eval.lm_eval_ext.tasks import (  # noqa: F401  (named by the YAML files)
     TokenMetricsTask,
     as_test_split,
-    micro_mean,
-    micro_ppl,
     ppl_dataset,
     token_dataset,
     token_process_results,

@@ -22,9 +22,10 @@ CONFIGS = {  # the FF-only and heads-only runs exercise collection of one unit t
 
 
 def fingerprint(root: Path) -> dict:
-    from separ_eval import prune
-    from separ_eval.loop import RunConfig, run
-    from separ_eval.method import Method
+    from separ_eval.engine.masks import Masks
+    from separ_eval.engine.method import Method
+    from separ_eval.run.config import RunConfig
+    from separ_eval.run.loop import run
     from separ_eval.testing import make_tiny_setup
 
     tiny = make_tiny_setup(root)
@@ -34,12 +35,12 @@ def fingerprint(root: Path) -> dict:
             model=tiny["model"], target="tiny", method=Method(**{**BASE, **method}), output=str(root / name),
             include_paths=(tiny["include"],), batch_size=4,
         )
-        obj, path = run(config, log=lambda message: None)
+        results, path = run(config, log=lambda message: None)
         steps = []
-        for record in obj["trajectory"]:
+        for record in results.to_dict()["trajectory"]:
             entry = {"step": record["step"], "forget": record["forget"], "retain": record["retain"]}
             if record["step"] > 0:
-                masks = prune.Masks.load(path.parent / "runs" / path.stem / "masks" / f"step-{record['step']:03d}")
+                masks = Masks.load(path.parent / "runs" / path.stem / "masks" / f"step-{record['step']:03d}")
                 entry["pruned"] = {u: torch.nonzero(m.flatten()).flatten().tolist() for u, m in masks.pruned.items()}
             steps.append(entry)
         out[name] = steps

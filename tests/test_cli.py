@@ -2,15 +2,18 @@
 
 import json
 
+import click
 import pytest
 import torch
 from click.testing import CliRunner
 
-from separ_eval import arch, data, models, prune
+from separ_eval import data, models
 from separ_eval.cli import cli
-from separ_eval.method import Method
-from separ_eval.results import SCHEMA
-from separ_eval.separability import summarize
+from separ_eval.engine import arch, edit
+from separ_eval.engine.masks import Masks, model_signature
+from separ_eval.engine.method import Method
+from separ_eval.report.schema import SCHEMA
+from separ_eval.report.separability import summarize
 from separ_eval.testing import save_tiny, tiny_tokenizer
 
 HASH = "0123456789abcdef" * 4
@@ -221,7 +224,7 @@ def test_validate_exit_codes(results_dir):
 def _masks_for(model_dir, tmp_path, offsets=False):
     model, _, _ = models.load(model_dir)
     model_map = arch.map_model(model)
-    masks = prune.Masks.empty(model_map, {"model": {"id": model_dir, "signature": prune.model_signature(model)}})
+    masks = Masks.empty(model_map, {"model": {"id": model_dir, "signature": model_signature(model)}})
     generator = torch.Generator().manual_seed(0)
     for unit in masks.pruned:
         masks.pruned[unit] = torch.rand(masks.pruned[unit].shape, generator=generator) < 0.3
@@ -237,7 +240,7 @@ def test_export_round_trip_gives_identical_logits(tiny, tmp_path):
     result = invoke("export", "--model", tiny["model"], "--masks", masks_dir, "--out", tmp_path / "pruned")
     assert result.exit_code == 0, result.output
     pruned, _, _ = models.load(tiny["model"])
-    prune.apply(arch.map_model(pruned), masks)
+    edit.apply(arch.map_model(pruned), masks)
     exported = AutoModelForCausalLM.from_pretrained(tmp_path / "pruned").eval()
     ids = torch.randint(3, 384, (2, 24), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
@@ -245,7 +248,7 @@ def test_export_round_trip_gives_identical_logits(tiny, tmp_path):
         unpruned = models.load(tiny["model"])[0](ids).logits
     assert torch.equal(expected, got)
     assert not torch.allclose(expected, unpruned)  # the pruning did change the model
-    assert prune.Masks.load(tmp_path / "pruned" / "separ_masks").pruned["ff"].equal(masks.pruned["ff"])
+    assert Masks.load(tmp_path / "pruned" / "separ_masks").pruned["ff"].equal(masks.pruned["ff"])
     fails_cleanly(invoke("export", "--model", tiny["model"], "--masks", masks_dir, "--out", tmp_path / "pruned"), 1,
                   "not empty", "--overwrite")
 
@@ -286,3 +289,16 @@ def test_sweep_reports_a_failing_model_goes_on_and_skips_finished_ones(tiny, tmp
     fails_cleanly(invoke(*args[:-2], "--ff-frac", 2), 2, "--ff-frac")  # bad settings stop it before any model
     assert produced.read_text() == before
     assert invoke("validate", produced).exit_code == 0
+
+
+def test_max_memory_and_task_specs_are_parsed_by_lm_evals_parser():
+    from separ_eval.cli.options import _parse_max_memory
+    from separ_eval.run.config import task_plan
+
+    assert _parse_max_memory(None, None, "0=20GiB,1=20GiB,cpu=60GiB") == {0: "20GiB", 1: "20GiB", "cpu": "60GiB"}
+    with pytest.raises(click.BadParameter, match="DEVICE=AMOUNT"):
+        _parse_max_memory(None, None, "0=20GiB,cpu")
+    assert task_plan("forget=a+b,retain=c", target=None) == {"forget": ["a", "b"], "retain": ["c"]}
+    with pytest.raises(ValueError, match="--tasks expects"):
+        task_plan("forget=a,middle=b", target=None)
+    fails_cleanly(invoke("--prune-target", "code", "--max-memory", "cpu=1GiB"), 2, "--max-memory needs --device-map")

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from separ_eval import prune, stats
-from test_loop import make_tiny_setup  # a tiny model and a `tiny` target over local corpus slices
+from separ_eval.engine import stats
+from separ_eval.engine.masks import Masks
+from separ_eval.testing import make_tiny_setup  # a tiny model and a `tiny` target over local corpus slices
 
 ARGS = ["run", "--prune-target", "tiny", "--ff-frac", "0.1", "--attn-frac", "0.1", "--steps", "2",
         "--no-recollect", "--collect-tokens", "3000", "--eval-tokens", "1500", "--block-len", "64",
@@ -47,8 +48,8 @@ def test_two_ranks_equal_one_process(tmp_path):
             torch.testing.assert_close(two.sums[unit], one.sums[unit], rtol=1e-9, atol=1e-9, equal_nan=True)
             assert not bool(torch.isnan(one.get(unit, "sum_abs")).any())
     for step in (1, 2):
-        a = prune.Masks.load(single_dir / "masks" / f"step-{step:03d}")
-        b = prune.Masks.load(parallel_dir / "masks" / f"step-{step:03d}")
+        a = Masks.load(single_dir / "masks" / f"step-{step:03d}")
+        b = Masks.load(parallel_dir / "masks" / f"step-{step:03d}")
         for unit in ("ff", "attn"):
             assert torch.equal(a.pruned[unit], b.pruned[unit])
     assert len(single["trajectory"]) == len(parallel["trajectory"]) == 3

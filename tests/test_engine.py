@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from separ_eval import arch, metrics, prune, scoring, stats
+from separ_eval.engine import arch, edit, forward, metrics, scoring, stats
+from separ_eval.engine.masks import Masks, MaskError, model_signature
 from separ_eval.data import Blocks
 from separ_eval.testing import FAMILIES, tiny_model
 
@@ -57,8 +58,8 @@ def test_pruning_nothing_is_bit_identical(family_model):
     model_map = arch.map_model(model)
     blocks = _blocks()
     before = _logits(model, blocks)
-    empty = prune.Masks.empty(model_map)
-    prune.bake(model_map, empty.pruned, empty.offsets)
+    empty = Masks.empty(model_map)
+    edit.bake(model_map, empty.pruned, empty.offsets)
     assert torch.equal(before, _logits(model, blocks))
 
 
@@ -68,10 +69,10 @@ def test_baked_pruning_equals_hook_ablation(family_model):
     model_map = arch.map_model(model)
     blocks = _blocks()
     masks = _random_masks(model_map)
-    with prune.ablate_with_hooks(model_map, masks):
+    with edit.ablate_with_hooks(model_map, masks):
         reference = _logits(model, blocks)
     unpruned = _logits(model, blocks)
-    prune.bake(model_map, masks)
+    edit.bake(model_map, masks)
     baked = _logits(model, blocks)
     valid = blocks.attention_mask.bool()
     assert (reference - unpruned)[valid].abs().max() > 1e-3  # the ablation really changes the output
@@ -100,7 +101,7 @@ def test_mean_offset_equals_replacing_by_the_mean(family_model):
     reference = _logits(model, blocks)
     for handle in handles:
         handle.remove()
-    prune.bake(model_map, masks, means)
+    edit.bake(model_map, masks, means)
     valid = blocks.attention_mask.bool()
     torch.testing.assert_close(_logits(model, blocks)[valid], reference[valid], atol=1e-5, rtol=0)
 
@@ -240,15 +241,15 @@ def test_head_scores_average_the_head_neurons():
 def test_selection_is_global_and_skips_pruned_units():
     scores = torch.tensor([[0.9, 0.1, 0.5], [0.8, 0.95, 0.2]])
     already = torch.tensor([[False, False, False], [False, True, False]])
-    chosen = prune.select(scores, already, 2)
+    chosen = edit.select(scores, already, 2)
     assert chosen.tolist() == [[True, False, False], [True, False, False]]
-    assert prune.select(scores, already, 0).sum() == 0
-    assert int(prune.select(scores, torch.ones_like(already), 3).sum()) == 0  # nothing left to prune
+    assert edit.select(scores, already, 0).sum() == 0
+    assert int(edit.select(scores, torch.ones_like(already), 3).sum()) == 0  # nothing left to prune
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.5, "0.1"])
 def test_fractions_outside_unit_interval_are_refused(bad):
-    from separ_eval.method import Method
+    from separ_eval.engine.method import Method
 
     with pytest.raises(ValueError, match="fraction in \\[0, 1\\]"):
         Method(ff_frac=bad)
@@ -260,11 +261,11 @@ def test_fractions_outside_unit_interval_are_refused(bad):
 def test_masks_round_trip_and_refuse_another_model(tmp_path):
     model = tiny_model("llama")
     model_map = arch.map_model(model)
-    masks = prune.Masks.empty(model_map, {"model": {"id": "tiny-llama", "signature": prune.model_signature(model)}})
+    masks = Masks.empty(model_map, {"model": {"id": "tiny-llama", "signature": model_signature(model)}})
     masks.pruned = _random_masks(model_map)
     masks.offsets["ff"] = torch.randn(model_map.shapes()["ff"]) * masks.pruned["ff"]
     masks.save(tmp_path / "m")
-    loaded = prune.Masks.load(tmp_path / "m")
+    loaded = Masks.load(tmp_path / "m")
     for unit in arch.UNIT_TYPES:
         assert torch.equal(loaded.pruned[unit], masks.pruned[unit])
         assert torch.equal(loaded.offsets[unit], masks.offsets[unit])
@@ -272,13 +273,13 @@ def test_masks_round_trip_and_refuse_another_model(tmp_path):
     assert loaded.meta["pruned"]["ff"] == pytest.approx(masks.fraction("ff"))
 
     other_shapes = arch.map_model(tiny_model("gemma"))  # attention width 128, not 64
-    with pytest.raises(prune.MaskError, match="not this gemma model"):
+    with pytest.raises(MaskError, match="not this gemma model"):
         loaded.check_compatible(other_shapes)
     other_weights = tiny_model("llama", seed=1)
-    with pytest.raises(prune.MaskError, match="other checkpoint"):
-        loaded.check_compatible(model_map, prune.model_signature(other_weights))
-    with pytest.raises(prune.MaskError, match="holds no masks"):
-        prune.Masks.load(tmp_path)
+    with pytest.raises(MaskError, match="other checkpoint"):
+        loaded.check_compatible(model_map, model_signature(other_weights))
+    with pytest.raises(MaskError, match="holds no masks"):
+        Masks.load(tmp_path)
 
 
 @pytest.mark.parametrize("family", ["gpt2", "llama"])
@@ -287,10 +288,10 @@ def test_export_reloads_with_identical_logits(tmp_path, family):
 
     model = tiny_model(family)
     model_map = arch.map_model(model)
-    masks = prune.Masks.empty(model_map)
+    masks = Masks.empty(model_map)
     masks.pruned = _random_masks(model_map)
-    prune.apply(model_map, masks)
-    prune.export(model, None, masks, tmp_path / "ckpt")
+    edit.apply(model_map, masks)
+    edit.export(model, None, masks, tmp_path / "ckpt")
     reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "ckpt").eval()
     blocks = _blocks(pad_last=0)
     assert torch.equal(_logits(model, blocks), _logits(reloaded, blocks))
@@ -300,9 +301,9 @@ def test_export_refuses_a_mean_offset_it_cannot_represent(tmp_path):
     model = tiny_model("llama")  # no bias on o_proj / down_proj
     model_map = arch.map_model(model)
     masks = _random_masks(model_map)
-    prune.bake(model_map, masks, {u: torch.ones_like(m, dtype=torch.float32) * m for u, m in masks.items()})
-    with pytest.raises(prune.MaskError, match="offset=zero"):
-        prune.export(model, None, None, tmp_path / "ckpt")
+    edit.bake(model_map, masks, {u: torch.ones_like(m, dtype=torch.float32) * m for u, m in masks.items()})
+    with pytest.raises(MaskError, match="offset=zero"):
+        edit.export(model, None, None, tmp_path / "ckpt")
 
 
 def test_unknown_architecture_names_the_missing_module():
@@ -355,18 +356,17 @@ def test_metrics_match_full_logits_whatever_the_chunk(chunk):
 def test_compacted_model_skips_removed_ff_neurons_with_the_same_outputs(family_model):
     """Inside `compacted` the removed FF neurons are not computed; logits and statistics of the kept
     neurons match the baked model, and the full weights come back on exit."""
-    from separ_eval import compact
 
     family, _ = family_model
     model = tiny_model(family)
     model_map = arch.map_model(model)
     blocks = _blocks()
     masks = _random_masks(model_map, share=0.3)
-    prune.bake(model_map, masks)
+    edit.bake(model_map, masks)
     baked = _logits(model, blocks)
     full_stats = stats.collect(model, model_map, blocks, batch_size=2, units=("ff",))
     weights = {name: p for name, p in model.named_parameters()}
-    with compact.compacted(model, model_map, masks["ff"]) as kept:
+    with forward.compacted(model, model_map, masks["ff"]) as kept:
         compacted_logits = _logits(model, blocks)
         compacted_stats = stats.collect(model, model_map, blocks, batch_size=2, units=("ff",), kept={"ff": kept})
         widths = [arch.in_out_features(model_map.projection("ff", layer))[0] for layer in range(model_map.n_layers)]
@@ -375,8 +375,8 @@ def test_compacted_model_skips_removed_ff_neurons_with_the_same_outputs(family_m
     else:
         assert sorted(kept) == list(range(model_map.n_layers))
         for layer, width in enumerate(widths):  # the kept neurons, padded with removed ones to ALIGN
-            assert width == kept[layer].numel() and width % compact.ALIGN == 0
-            assert 0 <= width - int((~masks["ff"][layer]).sum()) < compact.ALIGN
+            assert width == kept[layer].numel() and width % forward.ALIGN == 0
+            assert 0 <= width - int((~masks["ff"][layer]).sum()) < forward.ALIGN
             assert not bool(masks["ff"][layer][~torch.isin(torch.arange(model_map.d_mlp), kept[layer])].logical_not().any())
     valid = blocks.attention_mask.bool()
     torch.testing.assert_close(compacted_logits[valid], baked[valid], atol=1e-5, rtol=0)
@@ -395,20 +395,19 @@ def test_compacted_model_skips_removed_ff_neurons_with_the_same_outputs(family_m
 
 def test_compaction_changes_no_selection_in_a_pruning_run():
     """Scores from compacted statistics pick the same units as scores from the full ones."""
-    from separ_eval import compact
 
     model = tiny_model("llama")
     model_map = arch.map_model(model)
     forget_blocks, retain_blocks = _blocks(n=4, seed=1), _blocks(n=4, seed=2)
     masks = _random_masks(model_map, share=0.25)
-    prune.bake(model_map, masks)
+    edit.bake(model_map, masks)
     full = [stats.collect(model, model_map, b, units=("ff",)) for b in (forget_blocks, retain_blocks)]
-    with compact.compacted(model, model_map, masks["ff"]) as kept:
+    with forward.compacted(model, model_map, masks["ff"]) as kept:
         small = [stats.collect(model, model_map, b, units=("ff",), kept={"ff": kept}) for b in (forget_blocks, retain_blocks)]
     for name in scoring.STATISTICS:
         k = 20
-        chosen_full = prune.select(scoring.score(name, *full, "ff"), masks["ff"], k)
-        chosen_small = prune.select(scoring.score(name, *small, "ff"), masks["ff"], k)
+        chosen_full = edit.select(scoring.score(name, *full, "ff"), masks["ff"], k)
+        chosen_small = edit.select(scoring.score(name, *small, "ff"), masks["ff"], k)
         assert torch.equal(chosen_full, chosen_small), name
 
 
@@ -416,7 +415,6 @@ def test_compaction_changes_no_selection_in_a_pruning_run():
 def test_blockwise_causal_attention_gives_the_same_logits(family, monkeypatch):
     """Causal attention computed per block of queries equals the one-call kernel; padded batches and
     soft-capped or windowed attention fall through to transformers' own path."""
-    from separ_eval import compact
 
     model = tiny_model(family)
     generator = torch.Generator().manual_seed(0)
@@ -432,19 +430,18 @@ def test_blockwise_causal_attention_gives_the_same_logits(family, monkeypatch):
             mask_shapes.append(tuple(kwargs["attn_mask"].shape[-2:]))
         return sdpa(*args, **kwargs)
 
+    implementation = model.config._attn_implementation
     with torch.no_grad():
         plain = [model(input_ids=ids, attention_mask=m).logits for m in (full, padded)]
         monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
-        with compact.blockwise_causal_attention():
+        with forward.blockwise_causal_attention(model):
             blockwise = [model(input_ids=ids, attention_mask=m).logits for m in (full, padded)]
     torch.testing.assert_close(blockwise[0], plain[0], atol=1e-5, rtol=1e-5)
     valid = padded.bool()
     torch.testing.assert_close(blockwise[1][valid], plain[1][valid], atol=1e-5, rtol=1e-5)
     if family in ("llama", "qwen2", "gpt_neox", "phi3"):  # plain causal sdpa: the blocks were used
         assert (128, 128) in mask_shapes and (72, 200) in mask_shapes
-    from transformers.modeling_utils import AttentionInterface
-
-    assert not getattr(AttentionInterface._global_mapping["sdpa"], "blockwise", False)  # put back
+    assert model.config._attn_implementation == implementation  # put back; only this model was switched
 
 
 def test_collecting_only_the_sums_a_scoring_needs_gives_the_same_scores():

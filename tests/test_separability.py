@@ -2,7 +2,7 @@
 
 import pytest
 
-from separ_eval.separability import (
+from separ_eval.report.separability import (
     forget_drop_at_retain_drop,
     max_differential_drop,
     relative_drops,

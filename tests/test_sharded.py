@@ -3,8 +3,10 @@
 import pytest
 import torch
 
-from separ_eval import arch, data, models
-from separ_eval.method import CorpusBlocks, Method, Pruner
+from separ_eval import data, models
+from separ_eval.data import CorpusBlocks
+from separ_eval.engine import arch
+from separ_eval.engine.method import Method, Pruner
 from separ_eval.testing import save_tiny
 
 
@@ -15,8 +17,8 @@ def checkpoint(tmp_path_factory):
 
 def _prune_two_steps(model, tokenizer, method):
     pruner = Pruner(model, arch.map_model(model), method)
-    forget = CorpusBlocks.prepare(data.load_corpus("code"), tokenizer, method)
-    retain = CorpusBlocks.prepare(data.load_corpus("prose"), tokenizer, method)
+    forget = CorpusBlocks.prepare(data.load_corpus("code"), tokenizer, method.budget)
+    retain = CorpusBlocks.prepare(data.load_corpus("prose"), tokenizer, method.budget)
     for step in (1, 2):
         pruner.step(pruner.collect(forget, 4), pruner.collect(retain, 4), step)
     with torch.no_grad():

@@ -8,8 +8,11 @@ import copy
 import pytest
 import torch
 
-from separ_eval import arch, data, metrics, prune
-from separ_eval.method import CorpusBlocks, Method, Pruner
+from separ_eval import data
+from separ_eval.data import CorpusBlocks
+from separ_eval.engine import arch, edit, metrics
+from separ_eval.engine.masks import Masks
+from separ_eval.engine.method import Method, Pruner
 
 pytestmark = pytest.mark.slow
 
@@ -18,8 +21,8 @@ pytestmark = pytest.mark.slow
 def setting(smollm2):
     model, tokenizer, _ = smollm2
     method = Method(ff_frac=0.05, steps=1, collect_tokens=20000, eval_tokens=4000, block_len=512)
-    forget = CorpusBlocks.prepare(data.load_corpus("code"), tokenizer, method)
-    retain = CorpusBlocks.prepare(data.load_corpus("prose"), tokenizer, method)
+    forget = CorpusBlocks.prepare(data.load_corpus("code"), tokenizer, method.budget)
+    retain = CorpusBlocks.prepare(data.load_corpus("prose"), tokenizer, method.budget)
     pruner = Pruner(model, arch.map_model(model), method)
     statistics = (pruner.collect(forget, 8), pruner.collect(retain, 8))
     base = {side: metrics.evaluate(model, b.evaluate, b.frequent).metrics() for side, b in (("code", forget), ("prose", retain))}
@@ -29,7 +32,7 @@ def setting(smollm2):
 def _prune_copy(setting, scoring_name):
     model, _, method, forget, retain, statistics, base = setting
     pruned = copy.deepcopy(model)
-    chosen = Method(**{**method.__dict__, "ff_scoring": scoring_name})
+    chosen = Method(**{**method.model_dump(), "ff_scoring": scoring_name})
     pruner = Pruner(pruned, arch.map_model(pruned), chosen)
     pruner.step(*statistics, step=1)
     after = {side: metrics.evaluate(pruned, b.evaluate, b.frequent).metrics() for side, b in (("code", forget), ("prose", retain))}
@@ -62,11 +65,11 @@ def test_export_round_trip_gives_identical_logits_and_metrics(abs_pruned, settin
 
     pruned, pruner, after, _ = abs_pruned
     _, tokenizer, _, forget, retain, _, _ = setting
-    prune.export(pruned, tokenizer, pruner.masks, tmp_path / "ckpt")
+    edit.export(pruned, tokenizer, pruner.masks, tmp_path / "ckpt")
     reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "ckpt", dtype=torch.float32).eval()
     ids = forget.evaluate.input_ids[:2]
     with torch.no_grad():
         assert torch.equal(pruned(input_ids=ids).logits, reloaded(input_ids=ids).logits)
     again = metrics.evaluate(reloaded, forget.evaluate, forget.frequent).metrics()
     assert again == after["code"]
-    assert prune.Masks.load(tmp_path / "ckpt" / "separ_masks").count("ff") == pruner.masks.count("ff")
+    assert Masks.load(tmp_path / "ckpt" / "separ_masks").count("ff") == pruner.masks.count("ff")

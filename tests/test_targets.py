@@ -3,7 +3,7 @@
 import pytest
 from click.testing import CliRunner
 
-from separ_eval.launcher import targets_command
+from separ_eval.cli.lm_eval import targets_command
 from separ_eval.targets import Side, TargetError, available_targets, load_target
 
 USER_TARGET = """\
@@ -43,7 +43,7 @@ def test_reversed_swaps_sides_keeps_name():
 
 
 def test_package_targets_name_existing_tasks():
-    from separ_eval.launcher import task_rows
+    from separ_eval.lm_eval_ext.catalog import task_rows
 
     names = {row["name"] for row in task_rows()}
     for target in available_targets().values():

@@ -4,14 +4,14 @@ import json
 import math
 
 import pytest
-import torch
 from click.testing import CliRunner
 
-from separ_eval import harness
+from separ_eval.cli.lm_eval import tasks_command
 from separ_eval.data import load_corpus
-from separ_eval.launcher import task_rows, tasks_command
-from separ_eval.method import Method
-from separ_eval.paths import tasks_dir
+from separ_eval.engine.method import Method
+from separ_eval.lm_eval_ext import runner, tasks
+from separ_eval.lm_eval_ext.catalog import task_rows
+from separ_eval.resources import tasks_dir
 
 OFFLINE_TASKS = {
     "separ_code_tokens", "separ_prose_tokens", "separ_code_ppl", "separ_prose_ppl",
@@ -29,12 +29,12 @@ def user_tasks(directory, corpus_docs):
     corpus.write_text("".join(json.dumps({"text": doc}) + "\n" for doc in corpus_docs))
     (directory / "my_tokens.yaml").write_text(
         "task: my_tokens\n"
-        "class: !function separ_eval.harness.TokenMetricsTask\n"
+        "class: !function separ_eval.lm_eval_ext.tasks.TokenMetricsTask\n"
         f"dataset_kwargs:\n  corpus: {corpus}\n"
     )
     (directory / "my_ppl.yaml").write_text(
         "task: my_ppl\n"
-        "custom_dataset: !function separ_eval.harness.ppl_dataset\n"
+        "custom_dataset: !function separ_eval.lm_eval_ext.tasks.ppl_dataset\n"
         f"dataset_kwargs:\n  corpus: {corpus}\n"
         "output_type: loglikelihood_rolling\ntest_split: test\ndoc_to_text: ''\ndoc_to_target: text\n"
         "metric_list:\n  - metric: bits_per_byte\n    aggregation: bits_per_byte\n    higher_is_better: false\n"
@@ -78,31 +78,41 @@ def test_mc_data_files():
 
 
 def test_ppl_documents_come_from_the_test_split():
-    rows = harness.ppl_dataset("code")["test"]
+    rows = tasks.ppl_dataset("code")["test"]
     corpus = load_corpus("code")
     test, train = corpus.split("test"), corpus.split("train")
-    assert len(rows) == harness.PPL_DOCS
+    assert len(rows) == tasks.PPL_DOCS
     for text in rows["text"]:
-        assert len(text) <= harness.PPL_CHARS
+        assert len(text) <= tasks.PPL_CHARS
         assert any(doc.startswith(text) for doc in test)
         assert not any(doc.startswith(text) for doc in train)
-    assert len(harness.ppl_dataset("prose", ppl_docs=5, ppl_chars=300)["test"]) == 5
+    assert len(tasks.ppl_dataset("prose", ppl_docs=5, ppl_chars=300)["test"]) == 5
 
 
 def test_token_documents_are_shards_with_engine_defaults():
-    rows = harness.token_dataset("prose")["test"]
+    rows = tasks.token_dataset("prose")["test"]
     defaults = Method()
-    assert rows["shard"] == list(range(harness.DEFAULT_SHARDS))
+    assert rows["shard"] == list(range(tasks.DEFAULT_SHARDS))
     assert set(rows["eval_tokens"]) == {defaults.eval_tokens} and set(rows["block_len"]) == {defaults.block_len}
-    rows = harness.token_dataset("code", eval_tokens="2000", block_len=128, num_shards=4, pretrained="x")["test"]
+    rows = tasks.token_dataset("code", eval_tokens="2000", block_len=128, num_shards=4, pretrained="x")["test"]
     assert (rows["shard"], rows["eval_tokens"][0], rows["block_len"][0]) == ([0, 1, 2, 3], 2000, 128)
 
 
 def test_aggregation_is_micro_averaged():
+    """The YAML names the aggregations; lm-eval's registry resolves them to micro-averages over tokens."""
+    from lm_eval.api.registry import get_aggregation
+
+    names = {m["metric"]: m["aggregation"] for m in tasks.token_metric_list()}
+    assert set(names) == {"top1", "top10", "skip50_top1", "skip50_top10", "loss", "ppl"}
+    mean, perplexity = get_aggregation(names["top1"]), get_aggregation(names["ppl"])
     shards = [(1, 1), (0, 9)]  # one shard 1/1 right, another 0/9: per-token 0.1, mean of means 0.5
-    assert harness.micro_mean(shards) == pytest.approx(0.1)
-    assert harness.micro_ppl([(2.0, 1), (4.0, 3)]) == pytest.approx(math.exp(1.5))
-    assert math.isnan(harness.micro_mean([(0, 0)]))
+    assert mean(shards) == pytest.approx(0.1)
+    assert math.isnan(mean([(0, 0)]))
+    loss_sums = [(2.0, 1), (4.0, 3)]  # ppl items are log-likelihood sums: -loss
+    processed = [tasks.token_process_results({}, [{"n": n, "top1": 0, "top10": 0, "skip_n": 0, "skip_top1": 0,
+                                                    "skip_top10": 0, "loss_sum": loss}])["ppl"] for loss, n in loss_sums]
+    assert perplexity(processed) == pytest.approx(math.exp(1.5))
+    assert tasks.TokenMetricsTask.DEFAULTS.keys().isdisjoint({"metric_list"})  # read from the YAML, not repeated
 
 
 def test_tasks_command_lists_package_and_user_tasks(user_dir):
@@ -125,7 +135,7 @@ def test_tasks_check_runs_every_offline_task(user_dir):
 
 def test_tasks_check_reports_a_broken_task(tmp_path):
     (tmp_path / "broken.yaml").write_text(
-        "task: broken_task\ncustom_dataset: !function separ_eval.harness.ppl_dataset\n"
+        "task: broken_task\ncustom_dataset: !function separ_eval.lm_eval_ext.tasks.ppl_dataset\n"
         "dataset_kwargs: {corpus: no-such-corpus}\noutput_type: loglikelihood_rolling\ntest_split: test\n"
         "doc_to_target: text\n"
     )
@@ -136,19 +146,19 @@ def test_tasks_check_reports_a_broken_task(tmp_path):
 
 
 def test_user_tasks_run_on_a_tiny_model(tiny_dir, user_dir):
-    results = harness.simple_evaluate(
+    results = runner.simple_evaluate(
         "separ", f"pretrained={tiny_dir},batch_size=4", tasks=["my_tokens", "my_ppl"], include_path=[user_dir],
         metadata={"eval_tokens": 1500, "block_len": 128}, limit=3, log_samples=False, bootstrap_iters=0,
     )
-    scores = harness.scores(results)
+    scores = runner.scores(results)
     assert 0 <= scores["my_tokens"]["top10,none"] <= 1 and scores["my_tokens"]["loss,none"] > 0
     assert scores["my_ppl"]["bits_per_byte,none"] > 0
     assert results["configs"]["my_tokens"]["output_type"] == "token_metrics"
 
 
 def test_unknown_task_names_close_matches():
-    with pytest.raises(harness.HarnessError) as error:
-        harness.make_task_manager(["separ_code_token"], include_defaults=False)
+    with pytest.raises(runner.TaskError) as error:
+        runner.make_task_manager(["separ_code_token"], include_defaults=False)
     message = str(error.value)
     assert "Unknown task 'separ_code_token'" in message and "separ_code_tokens" in message
     assert "separ-eval tasks" in message and "--include_path" in message

@@ -84,20 +84,30 @@ def count_predictions(logits: torch.Tensor, targets: torch.Tensor, frequent: tor
 
 
 @torch.inference_mode()
-def evaluate(model, blocks, frequent: torch.Tensor, *, batch_size: int = 8, chunk: int = 512, progress=None) -> TokenCounts:
-    """TokenCounts over every predicted position of `blocks` (a target and its context both unpadded)."""
+def evaluate_blocks(model, blocks, frequent: torch.Tensor, *, batch_size: int = 8, chunk: int = 512,
+                    progress=None) -> list[TokenCounts]:
+    """TokenCounts of each block: every predicted position whose target and context are both unpadded."""
     decoder = base_model(model)
     device = input_device(model)
-    total = TokenCounts()
+    per_block = []
     for input_ids, attention_mask in blocks.batches(batch_size):
         input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
         hidden = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
         valid = (attention_mask[:, :-1] * attention_mask[:, 1:]).bool()
-        hidden = hidden[:, :-1][valid]
-        targets = input_ids[:, 1:][valid]
-        for start in range(0, targets.numel(), chunk):
-            logits = lm_head_logits(model, hidden[start : start + chunk])
-            total = total + count_predictions(logits, targets[start : start + chunk], frequent)
+        for row in range(input_ids.shape[0]):
+            row_hidden = hidden[row, :-1][valid[row]]
+            targets = input_ids[row, 1:][valid[row]]
+            total = TokenCounts()
+            for start in range(0, targets.numel(), chunk):
+                logits = lm_head_logits(model, row_hidden[start : start + chunk])
+                total = total + count_predictions(logits, targets[start : start + chunk], frequent)
+            per_block.append(total)
         if progress is not None:
             progress(int(attention_mask.sum()))
-    return total
+    return per_block
+
+
+def evaluate(model, blocks, frequent: torch.Tensor, *, batch_size: int = 8, chunk: int = 512, progress=None) -> TokenCounts:
+    """TokenCounts over all of `blocks` (the sum of `evaluate_blocks`)."""
+    per_block = evaluate_blocks(model, blocks, frequent, batch_size=batch_size, chunk=chunk, progress=progress)
+    return sum(per_block, TokenCounts())

@@ -45,6 +45,8 @@ def _parent(model: nn.Module, child: nn.Module) -> nn.Module | None:
 def ff_inputs(model_map: ModelMap, layer: int, root: nn.Module) -> list[nn.Module] | None:
     """The projections that compute layer `layer`'s FF neurons, or None if the MLP is not plain enough."""
     out = model_map.layers[layer].ff_out
+    # Modules under an accelerate hook (sharded or offloaded) stay as they are; accelerate marks them
+    # only by the `_hf_hook` attribute it sets (no public test for "has a hook").
     if not is_projection(out) or getattr(out, "_hf_hook", None) is not None or out.weight.device.type == "meta":
         return None
     parent = _parent(root, out)
@@ -168,28 +170,41 @@ def _blockwise_sdpa(original):
             ))
         return torch.cat(blocks, dim=2).transpose(1, 2).contiguous(), None
 
-    attention.blockwise = True
     return attention
 
 
-@contextmanager
-def blockwise_causal_attention():
-    """Within the block, models that use transformers' `sdpa` attention compute causal attention blockwise."""
+BLOCKWISE = "separ_blockwise_sdpa"  # registered beside transformers' own attention implementations
+
+
+def _register_blockwise() -> bool:
+    """Register the blockwise attention (and sdpa's mask builder under its name) once; False if unavailable."""
     try:
-        from transformers.modeling_utils import AttentionInterface
+        from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
+        from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, AttentionInterface
     except ImportError:  # pragma: no cover - transformers without the attention interface
+        return False
+    if BLOCKWISE not in ALL_ATTENTION_FUNCTIONS:
+        AttentionInterface.register(BLOCKWISE, _blockwise_sdpa(ALL_ATTENTION_FUNCTIONS["sdpa"]))
+        AttentionMaskInterface.register(BLOCKWISE, ALL_MASK_ATTENTION_FUNCTIONS["sdpa"])
+    return True
+
+
+@contextmanager
+def blockwise_causal_attention(model: nn.Module):
+    """Within the block, a model on transformers' `sdpa` attention computes causal attention blockwise.
+
+    Other models (eager, flash, remote code) are left as they are: same results, no speed-up.
+    """
+    # `config._attn_implementation` is how transformers itself reads the current implementation (no public getter).
+    config = getattr(model, "config", None)
+    if getattr(config, "_attn_implementation", None) != "sdpa" or not _register_blockwise():
         yield
         return
-    mapping = AttentionInterface._global_mapping
-    original = mapping.get("sdpa")
-    if original is None or getattr(original, "blockwise", False):
-        yield
-        return
-    mapping["sdpa"] = _blockwise_sdpa(original)
+    model.set_attn_implementation(BLOCKWISE)
     try:
         yield
     finally:
-        mapping["sdpa"] = original
+        model.set_attn_implementation("sdpa")
 
 
 @contextmanager
@@ -198,5 +213,5 @@ def fast_forward(model: nn.Module, model_map: ModelMap, pruned_ff: torch.Tensor)
     if not ENABLED:
         yield {}
         return
-    with blockwise_causal_attention(), compacted(model, model_map, pruned_ff) as kept:
+    with blockwise_causal_attention(model), compacted(model, model_map, pruned_ff) as kept:
         yield kept

@@ -1,7 +1,6 @@
-"""Selection of the units to prune, and their removal baked into the weights.
+"""Selection of the units to prune, their removal baked into the weights, and the export of a pruned model.
 
-Masks are neuron-level booleans per unit type, shape (n_layers, width); pruning
-whole heads sets all `d_head` neurons of a head. Removal zeroes the matching
+Selection is a global top-k over all layers of a unit type. Removal zeroes the matching
 input columns of the output projection (rows of GPT-2's Conv1D), so a pruned
 model is an ordinary checkpoint. The optional mean offset keeps the retain mean
 of a removed unit by adding `W[:, u] * mean_R[u]` to the projection's bias.
@@ -9,31 +8,18 @@ of a removed unit by adding `W[:, u] * mean_R[u]` to the projection's bias.
 
 from __future__ import annotations
 
-import json
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from accelerate.utils import has_offloaded_params
 from torch import nn
 
-from .arch import UNIT_TYPES, ModelMap
-from .paths import atomic_write
+from .arch import ModelMap
+from .masks import Masks, MaskError
 
-MASKS_FORMAT = "separ-eval/masks/v1"
 OFFSETS = ("zero", "mean")
-
-
-class MaskError(ValueError):
-    pass
-
-
-def check_fraction(name: str, value: float) -> float:
-    if not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
-        raise ValueError(f"{name} must be a fraction in [0, 1], got {value!r}.")
-    return float(value)
 
 
 def select(scores: torch.Tensor, already: torch.Tensor, k: int) -> torch.Tensor:
@@ -50,101 +36,16 @@ def select(scores: torch.Tensor, already: torch.Tensor, k: int) -> torch.Tensor:
     return chosen.reshape(already.shape)
 
 
-@dataclass
-class Masks:
-    """What has been pruned (neuron level) and the offsets folded into the biases."""
-
-    pruned: dict[str, torch.Tensor]  # unit -> bool (n_layers, width)
-    offsets: dict[str, torch.Tensor]  # unit -> float32 (n_layers, width): mean used for the bias offset (0 if none)
-    meta: dict = field(default_factory=dict)
-
-    @classmethod
-    def empty(cls, model_map: ModelMap, meta: dict | None = None) -> "Masks":
-        shapes = model_map.shapes()
-        return cls(
-            pruned={u: torch.zeros(s, dtype=torch.bool) for u, s in shapes.items()},
-            offsets={u: torch.zeros(s, dtype=torch.float32) for u, s in shapes.items()},
-            meta=dict(meta or {}),
-        )
-
-    def fraction(self, unit: str) -> float:
-        return self.count(unit) / self.pruned[unit].numel()
-
-    def count(self, unit: str) -> int:
-        return int(self.pruned[unit].sum())
-
-    def save(self, directory: str | os.PathLike) -> Path:
-        """`masks.safetensors` + `masks.json`, each written atomically."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        tensors = {}
-        for unit in UNIT_TYPES:
-            tensors[f"{unit}.pruned"] = self.pruned[unit].to(torch.uint8).contiguous()
-            tensors[f"{unit}.offset"] = self.offsets[unit].float().contiguous()
-        meta = {"format": MASKS_FORMAT, **self.meta, "pruned": {u: self.fraction(u) for u in UNIT_TYPES}}
-        atomic_write(directory / "masks.safetensors", lambda p: save_file(tensors, p))
-        atomic_write(directory / "masks.json", lambda p: Path(p).write_text(json.dumps(meta, indent=2)))
-        return directory
-
-    @classmethod
-    def load(cls, directory: str | os.PathLike) -> "Masks":
-        directory = Path(directory)
-        tensors_path, meta_path = directory / "masks.safetensors", directory / "masks.json"
-        if not tensors_path.exists() or not meta_path.exists():
-            raise MaskError(f"{directory} holds no masks (expected masks.safetensors and masks.json).")
-        meta = json.loads(meta_path.read_text())
-        if meta.get("format") != MASKS_FORMAT:
-            raise MaskError(f"{meta_path} is not a separ-eval mask file (format {meta.get('format')!r}).")
-        tensors = load_file(str(tensors_path))
-        return cls(
-            pruned={u: tensors[f"{u}.pruned"].bool() for u in UNIT_TYPES},
-            offsets={u: tensors[f"{u}.offset"] for u in UNIT_TYPES},
-            meta=meta,
-        )
-
-    def check_compatible(self, model_map: ModelMap, signature: list[float] | None = None) -> None:
-        """Refuse masks made for another model: other family, other shapes, or other weights."""
-        for unit, shape in model_map.shapes().items():
-            if tuple(self.pruned[unit].shape) != shape:
-                raise MaskError(
-                    f"These masks are for {self.meta.get('model', {}).get('id', 'another model')} "
-                    f"({unit} shape {tuple(self.pruned[unit].shape)}), not this {model_map.family} model "
-                    f"({unit} shape {shape}). Recompute them for this model."
-                )
-        saved = self.meta.get("model", {}).get("signature")
-        if signature is not None and saved is not None:
-            if not torch.allclose(torch.tensor(saved), torch.tensor(signature), rtol=2e-2, atol=1e-4):
-                raise MaskError(
-                    f"These masks were computed on {self.meta.get('model', {}).get('id', 'another model')}, "
-                    "whose embedding weights differ from this model's: same architecture, other checkpoint. "
-                    "Recompute the masks for this model."
-                )
-
-
-def model_signature(model: nn.Module, n: int = 16) -> list[float]:
-    """A few embedding weights at fixed positions: tells checkpoints of one architecture apart (never pruned)."""
-    embeddings = model.get_input_embeddings()
-    offloaded = _offload_map(embeddings)
-    weight = offloaded["weight"] if offloaded is not None else embeddings.weight.detach()
-    flat = weight.reshape(-1)
-    positions = torch.linspace(0, flat.numel() - 1, n, dtype=torch.float64).long()  # float32 overflows
-    return [float(v) for v in flat[positions].float().cpu()]
-
-
-def _offload_map(module: nn.Module):
-    """accelerate's map of the module's real weights when they were offloaded (weights on meta), else None."""
-    weights_map = getattr(getattr(module, "_hf_hook", None), "weights_map", None)
-    return weights_map if module.weight.device.type == "meta" else None
-
-
 @contextmanager
 def _editable(module: nn.Module):
     """The module itself, or, when accelerate offloaded its weights (meta device), a stand-in holding real
     copies of them that are written back to the offload map, which accelerate reads at every forward."""
-    weights_map = _offload_map(module)
-    if weights_map is None:
+    if not has_offloaded_params(module):
         yield module
         return
+    # accelerate has no public API to change an offloaded weight for good (align_module_device's edits are
+    # dropped on exit): the hook's weights map, read at every forward, is written directly.
+    weights_map = module._hf_hook.weights_map
     loader, prefix = weights_map.dataset, weights_map.prefix
     stand_in = nn.Module()
     stand_in.weight = nn.Parameter(weights_map["weight"].clone(), requires_grad=False)

@@ -3,23 +3,18 @@
 import copy
 import json
 import os
+from pathlib import Path
 
 import pytest
 
-from separ_eval import results as results_module
-from separ_eval.plots import plot_trajectory
-from separ_eval.results import (
-    SCHEMA,
-    ResultsError,
-    collect,
-    leaderboard_rows,
-    load_results,
-    render,
-    run_name,
-    validate,
-    write_results,
-)
-from separ_eval.separability import summarize
+from separ_eval import io
+from separ_eval.report.naming import run_name
+from separ_eval.report.plots import plot_trajectory
+from separ_eval.report.render import leaderboard_rows, render
+from separ_eval.report.schema import SCHEMA, ResultsError, parse, validate
+from separ_eval.report.separability import summarize
+from separ_eval.report.store import collect_results as collect
+from separ_eval.report.store import load_results, write_results
 
 HASH = "0123456789abcdef" * 4
 
@@ -78,7 +73,7 @@ def test_wrong_types_are_reported(valid):
     valid["data"]["retain"]["sha256"] = "abc"
     problems = validate(valid)
     assert len(problems) == 3
-    assert problems[0].startswith("model.n_params: expected an integer >= 1, got str")
+    assert problems[0].startswith("model.n_params: expected an integer, got str")
     assert problems[1].startswith("target.reversed: expected true or false")
     assert problems[2].startswith("data.retain.sha256: expected 64 lowercase hex digits")
 
@@ -116,8 +111,8 @@ def test_bad_trajectory_values(valid):
     valid["trajectory"][2]["forget"]["top10"] = "0.9"
     problems = validate(valid)
     assert problems == [
-        "trajectory[1].pruned.ff: expected a number in [0, 1], got float (1.5)",
-        "trajectory[2].forget.top10: expected a number, got str",
+        "trajectory[1].pruned.ff: expected a number <= 1.0, got float (1.5)",
+        "trajectory[2].forget.top10: expected a number, got str ('0.9')",
     ]
 
 
@@ -155,7 +150,7 @@ def test_run_name_is_readable_and_distinguishes_settings(valid):
 def test_write_results_round_trips_without_temp_files(tmp_path, valid):
     path = write_results(valid, tmp_path)
     assert path.name == "huggingfacetb--smollm2-135m__code__ff-abs-0.05x2.json"
-    assert load_results(path) == valid
+    assert load_results(path).to_dict() == valid
     assert os.listdir(tmp_path) == [path.name]
 
 
@@ -166,7 +161,7 @@ def test_write_results_failure_leaves_old_file_intact(tmp_path, valid, monkeypat
     def disk_full(fd):
         raise OSError("disk full")
 
-    monkeypatch.setattr(results_module.os, "fsync", disk_full)
+    monkeypatch.setattr(io.os, "fsync", disk_full)
     valid["timing"]["total_s"] = 99.0
     with pytest.raises(OSError, match="disk full"):
         write_results(valid, tmp_path)
@@ -178,7 +173,7 @@ def test_write_results_overwrites_the_same_run(tmp_path, valid):
     write_results(valid, tmp_path)
     rerun = make_results(forget_top1=(0.5, 0.125, 0.0625))
     path = write_results(rerun, tmp_path)
-    assert load_results(path)["trajectory"][2]["forget"]["top1"] == 0.0625
+    assert load_results(path).trajectory[2].forget.top1 == 0.0625
 
 
 def test_write_results_refuses_a_different_run_with_the_same_name(tmp_path, valid):
@@ -187,7 +182,7 @@ def test_write_results_refuses_a_different_run_with_the_same_name(tmp_path, vali
     other["method"]["collect_tokens"] = 5000  # not in the file name, still another run
     with pytest.raises(FileExistsError, match="different run"):
         write_results(other, tmp_path)
-    assert load_results(path)["method"]["collect_tokens"] == 1000
+    assert load_results(path).method.collect_tokens == 1000
 
 
 def test_write_results_refuses_invalid_objects(tmp_path, valid):
@@ -203,7 +198,7 @@ def test_collect_separates_bad_and_foreign_files(tmp_path, valid):
     (tmp_path / "package.json").write_text('{"name": "left-pad"}')
     (tmp_path / "notes.txt").write_text("not json, not looked at")
     results, errors = collect(tmp_path)
-    assert results == [(good, valid)]
+    assert [(path, obj.to_dict()) for path, obj in results] == [(good, valid)]
     assert [path.name for path, _ in errors] == ["broken.json", "package.json"]
     assert "invalid JSON" in errors[0][1]
     assert "schema: expected 'separ-eval/results/v1', got None" in errors[1][1]
@@ -219,7 +214,7 @@ def _two_runs():
 
 def test_leaderboard_rows_sorted_by_sa_with_base_scores():
     weaker, stronger = _two_runs()
-    rows = leaderboard_rows([weaker, stronger])
+    rows = leaderboard_rows([parse(weaker), parse(stronger)])
     assert [row["model"] for row in rows] == ["org/strong", "org/<b>weak</b>"]
     assert rows[0] == pytest.approx({
         "model": "org/strong", "family": "llama", "n_params": 134515008, "target": "code",
@@ -233,13 +228,13 @@ def test_leaderboard_rows_sorted_by_sa_with_base_scores():
 def test_leaderboard_keeps_the_latest_of_duplicate_runs(tmp_path):
     old = make_results(created="2026-01-01T00:00:00Z")
     new = make_results(retain_top1=(0.5, 0.5, 0.5), created="2026-02-01T00:00:00Z")
-    rows = leaderboard_rows([(tmp_path / "a.json", new), (tmp_path / "b.json", old)])
+    rows = leaderboard_rows([(tmp_path / "a.json", parse(new)), (tmp_path / "b.json", parse(old))])
     assert len(rows) == 1
     assert rows[0]["sa_top1"] == pytest.approx(0.75)
 
 
 def test_render_formats_contain_the_numbers():
-    rows = leaderboard_rows(_two_runs())
+    rows = leaderboard_rows([parse(obj) for obj in _two_runs()])
     md = render(rows, "md")
     assert md.splitlines()[0].startswith("| Model | Family | Params |")
     assert "| org/strong | llama | 135M | code | ff-abs-0.05x2 | 0.500 | 0.500 | 0.750 |" in md
@@ -264,6 +259,33 @@ def test_render_formats_contain_the_numbers():
 
 
 def test_plot_trajectory_writes_a_png(tmp_path, valid):
-    path = plot_trajectory(valid, tmp_path / "plots" / "run.png")
+    path = plot_trajectory(parse(valid), tmp_path / "plots" / "run.png")
     data = path.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 10_000
+
+
+# ---------------------------------------------------------------- the JSON Schema export
+
+SCHEMA_FILE = Path(__file__).parent.parent / "results" / "schema" / "results-v1.schema.json"
+
+
+def test_committed_json_schema_is_the_models_export():
+    """results/schema/ holds what `python -m separ_eval.report.schema` prints: regenerate it when the model changes."""
+    from separ_eval.report.schema import json_schema
+
+    assert json.loads(SCHEMA_FILE.read_text()) == json.loads(json.dumps(json_schema()))
+
+
+def test_published_results_validate_against_the_committed_json_schema(valid):
+    """Other tools can check a results file with the JSON Schema alone (the cross-field rules need separ-eval)."""
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads(SCHEMA_FILE.read_text())
+    published = sorted((SCHEMA_FILE.parent.parent).glob("*.json"))
+    assert published
+    for path in published:
+        jsonschema.validate(json.loads(path.read_text()), schema)
+    jsonschema.validate(valid, schema)
+    valid["trajectory"][1]["forget"]["top1"] = "0.5"
+    with pytest.raises(jsonschema.ValidationError, match="'0.5' is not of type 'number'"):
+        jsonschema.validate(valid, schema)
+    assert validate(valid) == ["trajectory[1].forget.top1: expected a number, got str ('0.5')"]

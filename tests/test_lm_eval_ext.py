@@ -8,10 +8,15 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from separ_eval import arch, harness, metrics, models, prune
-from separ_eval.data import Blocks, load_corpus
-from separ_eval.launcher import lm_eval_command
-from separ_eval.method import CorpusBlocks, Method, Pruner
+from separ_eval import models
+from separ_eval.cli.lm_eval import lm_eval_command
+from separ_eval.data import Blocks, CorpusBlocks, load_corpus
+from separ_eval.engine import arch, edit, metrics
+from separ_eval.engine.masks import Masks, MaskError, model_signature
+from separ_eval.engine.method import Method, Pruner
+from separ_eval.lm_eval_ext import model as separ_model
+from separ_eval.lm_eval_ext import runner
+from separ_eval.lm_eval_ext.tasks import DEFAULT_SHARDS, TaskDataError
 from separ_eval.targets import TargetError
 
 TOKEN_TASKS = {"separ_code_tokens": "code", "separ_prose_tokens": "prose"}
@@ -23,12 +28,12 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 
-def engine_masks(model, tokenizer, method: Method, forget="code", retain="prose") -> prune.Masks:
+def engine_masks(model, tokenizer, method: Method, forget="code", retain="prose") -> Masks:
     """Masks computed by the engine itself (the loop's way), baked into `model`."""
     model_map = arch.map_model(model)
     pruner = Pruner(model, model_map, method)
-    pruner.masks.meta["model"] = {"id": "tiny", "signature": prune.model_signature(model)}
-    sides = [CorpusBlocks.prepare(load_corpus(c), tokenizer, method, need_eval=False) for c in (forget, retain)]
+    pruner.masks.meta["model"] = {"id": "tiny", "signature": model_signature(model)}
+    sides = [CorpusBlocks.prepare(load_corpus(c), tokenizer, method.budget, need_eval=False) for c in (forget, retain)]
     fixed = None
     for step in range(1, method.steps + 1):
         if method.recollect or fixed is None:
@@ -47,14 +52,14 @@ def masks_dir(tiny_dir, tmp_path_factory):
 @functools.lru_cache(maxsize=4)
 def engine_blocks(model_dir, corpus, eval_tokens=Method().eval_tokens) -> CorpusBlocks:
     _, tokenizer, _ = models.load(str(model_dir))
-    return CorpusBlocks.prepare(load_corpus(corpus), tokenizer, Method(eval_tokens=eval_tokens))
+    return CorpusBlocks.prepare(load_corpus(corpus), tokenizer, Method(eval_tokens=eval_tokens).budget)
 
 
 def engine_counts(model_dir, masks_dir, corpus, keep=None, eval_tokens=Method().eval_tokens) -> metrics.TokenCounts:
-    """The loop's own metrics: models.load + prune.apply + CorpusBlocks.prepare + metrics.evaluate."""
+    """The loop's own metrics: models.load + edit.apply + CorpusBlocks.prepare + metrics.evaluate."""
     model, _, _ = models.load(str(model_dir))
     if masks_dir is not None:
-        prune.apply(arch.map_model(model), prune.Masks.load(masks_dir))
+        edit.apply(arch.map_model(model), Masks.load(masks_dir))
     blocks = engine_blocks(model_dir, corpus, eval_tokens)
     evaluate = blocks.evaluate
     if keep is not None:
@@ -70,7 +75,7 @@ def assert_token_scores_equal(scores: dict, counts: metrics.TokenCounts):
 
 
 def bits_per_byte(model, model_args, limit=3, **kwargs) -> float:
-    results = harness.simple_evaluate(model, model_args, tasks=["separ_code_ppl"], limit=limit, **RUN, **kwargs)
+    results = runner.simple_evaluate(model, model_args, tasks=["separ_code_ppl"], limit=limit, **RUN, **kwargs)
     return results["results"]["separ_code_ppl"]["bits_per_byte,none"]
 
 
@@ -78,10 +83,10 @@ def bits_per_byte(model, model_args, limit=3, **kwargs) -> float:
 
 
 def test_token_tasks_equal_engine_metrics(tiny_dir, masks_dir):
-    results = harness.simple_evaluate(
+    results = runner.simple_evaluate(
         "separ", f"pretrained={tiny_dir},masks={masks_dir},batch_size=8", tasks=list(TOKEN_TASKS), **RUN
     )
-    scores = harness.scores(results)
+    scores = runner.scores(results)
     for task, corpus in TOKEN_TASKS.items():
         pruned = engine_counts(tiny_dir, masks_dir, corpus)
         assert pruned.n > 0.9 * Method().eval_tokens  # the whole default budget
@@ -91,19 +96,19 @@ def test_token_tasks_equal_engine_metrics(tiny_dir, masks_dir):
 
 
 def test_limit_takes_whole_shards(tiny_dir, masks_dir):
-    results = harness.simple_evaluate(
+    results = runner.simple_evaluate(
         "separ", f"pretrained={tiny_dir},masks={masks_dir},batch_size=3", tasks=["separ_prose_tokens"], limit=3, **RUN
     )
-    shards = engine_counts(tiny_dir, masks_dir, "prose", keep=lambda i: i % harness.DEFAULT_SHARDS < 3)
-    assert_token_scores_equal(harness.scores(results)["separ_prose_tokens"], shards)
+    shards = engine_counts(tiny_dir, masks_dir, "prose", keep=lambda i: i % DEFAULT_SHARDS < 3)
+    assert_token_scores_equal(runner.scores(results)["separ_prose_tokens"], shards)
 
 
 def test_groups_run_and_report_pruning(tiny_dir, masks_dir):
-    results = harness.simple_evaluate(
+    results = runner.simple_evaluate(
         "separ", {"pretrained": str(tiny_dir), "masks": str(masks_dir)}, tasks=["separ_code", "separ_general"],
         limit=2, **RUN,
     )
-    scores = harness.scores(results)
+    scores = runner.scores(results)
     assert set(results["group_subtasks"]["separ_code"]) == {"separ_code_tokens", "separ_code_ppl", "separ_humaneval_mc"}
     assert set(results["group_subtasks"]["separ_general"]) == {
         "separ_prose_tokens", "separ_prose_ppl", "separ_world_facts_mc"}
@@ -112,17 +117,17 @@ def test_groups_run_and_report_pruning(tiny_dir, masks_dir):
     for task in ("separ_code_ppl", "separ_prose_ppl"):
         assert scores[task]["bits_per_byte,none"] > 0
     info = results["config"]["separ"]
-    masks = prune.Masks.load(masks_dir)
-    assert info["fingerprint"] == harness.fingerprint(masks)
+    masks = Masks.load(masks_dir)
+    assert info["fingerprint"] == masks.fingerprint()
     assert info["pruned"]["ff"] == pytest.approx(masks.fraction("ff"))
     assert info["masks"] == str(masks_dir)
 
 
 def test_in_memory_evaluate_tasks_for_the_loop(tiny_dir, masks_dir):
     model, tokenizer, _ = models.load(str(tiny_dir))
-    prune.apply(arch.map_model(model), prune.Masks.load(masks_dir))
-    scores = harness.evaluate_tasks(model, tokenizer, ["separ_code_tokens"], limit=2)
-    shards = engine_counts(tiny_dir, masks_dir, "code", keep=lambda i: i % harness.DEFAULT_SHARDS < 2)
+    edit.apply(arch.map_model(model), Masks.load(masks_dir))
+    scores = runner.evaluate_tasks(model, tokenizer, ["separ_code_tokens"], limit=2)
+    shards = engine_counts(tiny_dir, masks_dir, "code", keep=lambda i: i % DEFAULT_SHARDS < 2)
     assert_token_scores_equal(scores["separ_code_tokens"], shards)
 
 
@@ -130,11 +135,11 @@ def test_in_memory_evaluate_tasks_for_the_loop(tiny_dir, masks_dir):
 
 
 def test_prune_target_computes_the_engines_masks(tiny_dir, tmp_path):
-    lm = harness.SeparLM(
+    lm = separ_model.SeparLM(
         pretrained=str(tiny_dir), prune_target="code", ff_frac=0.1, attn_frac=0.05, steps=2, collect_tokens=2000,
         scoring="freq", save_masks=str(tmp_path / "masks"),
     )
-    saved = prune.Masks.load(tmp_path / "masks")
+    saved = Masks.load(tmp_path / "masks")
     model, tokenizer, _ = models.load(str(tiny_dir))
     method = Method(ff_frac=0.1, attn_frac=0.05, steps=2, collect_tokens=2000, ff_scoring="freq", attn_scoring="freq")
     expected = engine_masks(model, tokenizer, method)
@@ -147,7 +152,7 @@ def test_prune_target_computes_the_engines_masks(tiny_dir, tmp_path):
     for name, param in lm.model.state_dict().items():  # the pruning is baked into the weights
         assert torch.equal(param, model.state_dict()[name]), name
 
-    flipped = harness.SeparLM(pretrained=str(tiny_dir), prune_target="code", reverse=True, ff_frac=0.1, steps=1,
+    flipped = separ_model.SeparLM(pretrained=str(tiny_dir), prune_target="code", reverse=True, ff_frac=0.1, steps=1,
                               collect_tokens=2000)
     assert flipped.masks.meta["target"]["reversed"] is True and flipped.masks.meta["target"]["forget"] == "prose"
     assert flipped.fingerprint != lm.fingerprint
@@ -155,9 +160,9 @@ def test_prune_target_computes_the_engines_masks(tiny_dir, tmp_path):
 
 def test_exported_checkpoint_on_hf_matches_separ_with_masks(tiny_dir, masks_dir, tmp_path):
     model, tokenizer, _ = models.load(str(tiny_dir))
-    masks = prune.Masks.load(masks_dir)
-    prune.apply(arch.map_model(model), masks)
-    exported = prune.export(model, tokenizer, masks, tmp_path / "exported")
+    masks = Masks.load(masks_dir)
+    edit.apply(arch.map_model(model), masks)
+    exported = edit.export(model, tokenizer, masks, tmp_path / "exported")
     on_hf = bits_per_byte("hf", f"pretrained={exported},device=cpu")
     on_separ = bits_per_byte("separ", f"pretrained={tiny_dir},masks={masks_dir}")
     unpruned = bits_per_byte("hf", f"pretrained={tiny_dir},device=cpu")
@@ -178,7 +183,7 @@ def test_use_cache_keeps_pruned_and_unpruned_apart(tiny_dir, masks_dir, tmp_path
     assert bits_per_byte("hf", f"pretrained={tiny_dir},device=cpu", use_cache=cache) == pytest.approx(unpruned, rel=1e-9)
 
     # A second pruned run is answered from its own table: the model is never asked.
-    lm = harness.SeparLM(pretrained=str(tiny_dir), masks=str(masks_dir))
+    lm = separ_model.SeparLM(pretrained=str(tiny_dir), masks=str(masks_dir))
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("the cached answers of this pruned model were not used")
@@ -194,12 +199,12 @@ def test_use_cache_keeps_pruned_and_unpruned_apart(tiny_dir, masks_dir, tmp_path
 def test_fingerprint():
     from separ_eval.testing import tiny_model
 
-    masks = prune.Masks.empty(arch.map_model(tiny_model("llama")))
-    assert harness.fingerprint(None) is None and harness.fingerprint(masks) is None  # nothing removed
+    masks = Masks.empty(arch.map_model(tiny_model("llama")))
+    assert masks.fingerprint() is None  # nothing removed
     masks.pruned["ff"][0, 3] = True
-    first = harness.fingerprint(masks)
+    first = masks.fingerprint()
     masks.offsets["ff"][0, 3] = 0.5
-    second = harness.fingerprint(masks)
+    second = masks.fingerprint()
     assert first and second and first != second and len(first) == 64
 
 
@@ -220,12 +225,12 @@ def test_launcher_runs_groups_and_user_tasks(tiny_dir, masks_dir, tmp_path):
     assert result.exit_code == 0, result.output
     assert "separ_humaneval_mc" in result.output or "HumanEval multiple choice" in result.output
     saved = json.loads(next(out.rglob("results_*.json")).read_text())
-    scores = harness.scores(saved)
+    scores = runner.scores(saved)
     assert {"separ_code_tokens", "separ_code_ppl", "separ_humaneval_mc", "separ_prose_tokens",
             "separ_prose_ppl", "separ_world_facts_mc", "my_tokens"} <= set(scores)
-    assert saved["config"]["separ"]["fingerprint"] == harness.fingerprint(prune.Masks.load(masks_dir))
+    assert saved["config"]["separ"]["fingerprint"] == Masks.load(masks_dir).fingerprint()
     # eval_tokens from --metadata reaches the token tasks; shards 0 and 1 of the 1500-token blocks
-    shards = engine_counts(tiny_dir, masks_dir, "code", keep=lambda i: i % harness.DEFAULT_SHARDS < 2, eval_tokens=1500)
+    shards = engine_counts(tiny_dir, masks_dir, "code", keep=lambda i: i % DEFAULT_SHARDS < 2, eval_tokens=1500)
     assert_token_scores_equal(scores["separ_code_tokens"], shards)
 
 
@@ -244,15 +249,15 @@ def test_launcher_unknown_task(monkeypatch):
 
 def test_masks_for_another_architecture(tiny_dir, tmp_path):
     shapes = {"ff": (3, 128), "attn": (3, 64)}  # a 3-layer model with wider MLPs
-    other = prune.Masks(
+    other = Masks(
         pruned={u: torch.zeros(s, dtype=torch.bool) for u, s in shapes.items()},
         offsets={u: torch.zeros(s) for u, s in shapes.items()},
         meta={"model": {"id": "tiny-neox"}},
     )
     other.pruned["ff"][0, 0] = True
     other.save(tmp_path)
-    with pytest.raises(prune.MaskError) as error:
-        harness.SeparLM(pretrained=str(tiny_dir), masks=str(tmp_path))
+    with pytest.raises(MaskError) as error:
+        separ_model.SeparLM(pretrained=str(tiny_dir), masks=str(tmp_path))
     message = str(error.value)
     assert f"masks={tmp_path}" in message and "tiny-neox" in message and "Recompute" in message
 
@@ -261,17 +266,17 @@ def test_masks_for_another_checkpoint(tiny_dir, tmp_path):
     from separ_eval.testing import tiny_model
 
     sibling = tiny_model("llama", seed=1)
-    masks = prune.Masks.empty(arch.map_model(sibling), {"model": {"id": "llama-seed-1", "signature": prune.model_signature(sibling)}})
+    masks = Masks.empty(arch.map_model(sibling), {"model": {"id": "llama-seed-1", "signature": model_signature(sibling)}})
     masks.pruned["ff"][0, 0] = True
     masks.save(tmp_path)
-    with pytest.raises(prune.MaskError, match="other checkpoint.*Recompute the masks"):
-        harness.SeparLM(pretrained=str(tiny_dir), masks=str(tmp_path))
+    with pytest.raises(MaskError, match="other checkpoint.*Recompute the masks"):
+        separ_model.SeparLM(pretrained=str(tiny_dir), masks=str(tmp_path))
 
 
 @pytest.mark.parametrize("backend", ["hf", "dummy"])
 def test_token_metrics_on_a_backend_that_cannot_serve_it(tiny_dir, backend):
-    with pytest.raises(harness.HarnessError) as error:
-        harness.simple_evaluate(backend, f"pretrained={tiny_dir},device=cpu", tasks=["separ_code_tokens"], limit=1, **RUN)
+    with pytest.raises(TaskDataError) as error:
+        runner.simple_evaluate(backend, f"pretrained={tiny_dir},device=cpu", tasks=["separ_code_tokens"], limit=1, **RUN)
     message = str(error.value)
     assert "`--model separ`" in message and "separ_code_ppl" in message
 
@@ -283,25 +288,25 @@ def test_token_metrics_on_a_backend_that_cannot_serve_it(tiny_dir, backend):
     (dict(prune_target="code", scoring="magic"), "Unknown scoring 'magic'"),
 ])
 def test_bad_pruning_args(tiny_dir, model_args, match):
-    with pytest.raises(harness.HarnessError, match=match):
-        harness.SeparLM(pretrained=str(tiny_dir), **model_args)
+    with pytest.raises(separ_model.SeparModelError, match=match):
+        separ_model.SeparLM(pretrained=str(tiny_dir), **model_args)
 
 
 def test_unknown_prune_target(tiny_dir):
     with pytest.raises(TargetError, match="Unknown target 'cobol'.*code, github-code, prose"):
-        harness.SeparLM(pretrained=str(tiny_dir), prune_target="cobol")
+        separ_model.SeparLM(pretrained=str(tiny_dir), prune_target="cobol")
 
 
 def test_in_memory_model_cannot_be_pruned_by_args():
     from separ_eval.testing import tiny_model
 
-    with pytest.raises(harness.HarnessError, match="pretrained=NAME"):
-        harness.SeparLM(pretrained=tiny_model("llama"), masks="somewhere")
+    with pytest.raises(separ_model.SeparModelError, match="pretrained=NAME"):
+        separ_model.SeparLM(pretrained=tiny_model("llama"), masks="somewhere")
 
 
 def test_unknown_task_through_simple_evaluate(tiny_dir):
-    with pytest.raises(harness.HarnessError, match="Unknown task 'separ_genral' \\(did you mean separ_general"):
-        harness.simple_evaluate("separ", f"pretrained={tiny_dir}", tasks=["separ_genral"], include_defaults=False)
+    with pytest.raises(runner.TaskError, match="Unknown task 'separ_genral' \\(did you mean separ_general"):
+        runner.simple_evaluate("separ", f"pretrained={tiny_dir}", tasks=["separ_genral"], include_defaults=False)
 
 
 # ---------------------------------------------------------------------------- the real model (slow)
@@ -319,23 +324,23 @@ def test_smollm2_code_pruning_hits_code_harder(tmp_path, request):
     """Prune code-specific FF neurons of smollm2-135m (2 steps of 1%): code falls more than general."""
 
     def measure(lm):
-        results = harness.simple_evaluate(lm, tasks=["separ_code", "separ_general"], samples=SLOW_SAMPLES, **RUN)
+        results = runner.simple_evaluate(lm, tasks=["separ_code", "separ_general"], samples=SLOW_SAMPLES, **RUN)
         assert set(results["group_subtasks"]) == {"separ_code", "separ_general"}
-        return harness.scores(results)
+        return runner.scores(results)
 
-    pruned_lm = harness.SeparLM(
+    pruned_lm = separ_model.SeparLM(
         pretrained="smollm2-135m", prune_target="code", ff_frac=0.01, steps=2, collect_tokens=4000,
         save_masks=str(tmp_path / "masks"), batch_size=8,
     )
-    assert prune.Masks.load(tmp_path / "masks").fraction("ff") == pytest.approx(0.02, abs=1e-3)
+    assert Masks.load(tmp_path / "masks").fraction("ff") == pytest.approx(0.02, abs=1e-3)
     pruned = measure(pruned_lm)
     for task, corpus in TOKEN_TASKS.items():  # token-level numbers equal the engine's on the same blocks
-        blocks = harness.corpus_blocks(pruned_lm.tokenizer, corpus, Method().eval_tokens, Method().block_len)
-        rows = [i for i in range(len(blocks.evaluate)) if i % harness.DEFAULT_SHARDS in SLOW_SAMPLES[task]]
+        blocks = separ_model.corpus_blocks(pruned_lm.tokenizer, corpus, Method().eval_tokens, Method().block_len)
+        rows = [i for i in range(len(blocks.evaluate)) if i % DEFAULT_SHARDS in SLOW_SAMPLES[task]]
         subset = Blocks(blocks.evaluate.input_ids[rows], blocks.evaluate.attention_mask[rows])
         assert_token_scores_equal(pruned[task], metrics.evaluate(pruned_lm.model, subset, blocks.frequent))
     del pruned_lm
-    base = measure(harness.SeparLM(pretrained="smollm2-135m", batch_size=8))
+    base = measure(separ_model.SeparLM(pretrained="smollm2-135m", batch_size=8))
 
     def drop(task, metric):
         return 1 - pruned[task][f"{metric},none"] / base[task][f"{metric},none"]

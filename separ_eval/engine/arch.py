@@ -10,7 +10,6 @@ module. `OVERRIDES` takes the odd family that breaks those rules.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import torch
@@ -98,6 +97,7 @@ def decoder_layers(model: nn.Module) -> nn.ModuleList:
     override = OVERRIDES.get(family, {}).get("layers")
     if override:
         return model.get_submodule(override)
+    # `_no_split_modules` is how transformers names a model's blocks for accelerate (no public accessor).
     block_names = set(getattr(model, "_no_split_modules", None) or [])
     candidates = []
     for name, module in model.named_modules():
@@ -193,6 +193,7 @@ def map_model(model: nn.Module) -> ModelMap:
 def input_device(model) -> torch.device:
     """Where input ids go: the embedding's execution device under accelerate sharding (its weights may be
     offloaded to meta/disk), else the device of the model's parameters."""
+    # accelerate keeps a module's execution device on its hook only (no public accessor).
     hook = getattr(model.get_input_embeddings(), "_hf_hook", None)
     if getattr(hook, "execution_device", None) is not None:
         return torch.device(hook.execution_device)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 # Figure + the Agg canvas directly, not pyplot: no global backend switch, no
@@ -10,16 +10,15 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from separ_eval.results import method_tag, target_tag
-from separ_eval.separability import ACCURACY_METRICS, relative_drops, separability_area
+from .naming import method_tag, target_tag
+from .schema import Results
+from .separability import ACCURACY_METRICS, relative_drops, separability_area
 
 
-def plot_trajectory(
-    results_obj: Mapping, path, metrics: Sequence[str] = ACCURACY_METRICS
-) -> Path:
+def plot_trajectory(results: Results, path, metrics: Sequence[str] = ACCURACY_METRICS) -> Path:
     """Write a PNG of dF against dR per metric; above the dashed diagonal is separation."""
     path = Path(path)
-    trajectory = results_obj["trajectory"]
+    trajectory = results.trajectory
     columns = 2 if len(metrics) > 1 else 1
     rows = -(-len(metrics) // columns)
     figure = Figure(figsize=(5 * columns, 4.6 * rows), layout="constrained")
@@ -27,8 +26,8 @@ def plot_trajectory(
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
 
     for ax, metric in zip(axes, metrics):
-        d_forget = relative_drops([record["forget"][metric] for record in trajectory])
-        d_retain = relative_drops([record["retain"][metric] for record in trajectory])
+        d_forget = relative_drops([record.forget.value(metric) for record in trajectory])
+        d_retain = relative_drops([record.retain.value(metric) for record in trajectory])
         area = separability_area(d_retain, d_forget)
         low = min(0.0, *d_retain, *d_forget) - 0.02
         high = max(1.0, *d_retain, *d_forget) + 0.02
@@ -46,10 +45,9 @@ def plot_trajectory(
     for unused in axes[len(metrics):]:
         unused.set_visible(False)
 
-    target = results_obj["target"]
+    target = results.target
     figure.suptitle(
-        f"{results_obj['model']['id']} · {target_tag(target['name'], target['reversed'])}"
-        f" · {method_tag(results_obj['method'])}"
+        f"{results.model.id} · {target_tag(target.name, target.reversed)} · {method_tag(results.method.model_dump())}"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, format="png", dpi=100)

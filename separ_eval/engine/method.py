@@ -1,0 +1,208 @@
+"""The selective-pruning method: its settings (defined once), and the prune steps (collect, score, select, bake).
+
+`Method` is the one definition of the settings: its fields carry their defaults and help
+text, and the CLI options, the `separ` model_args and results files are all read through
+it. `Pruner.prune_steps` is the one loop over steps, shared by the lm-eval wrapper (which
+only needs masks) and the evaluation loop (which evaluates after every step).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .. import distributed
+from ..data import Budget, CorpusBlocks
+from . import edit, forward, scoring, stats
+from .arch import ModelMap
+from .masks import Masks
+
+ATTN_UNITS = ("neuron", "head")
+
+
+class MethodError(ValueError):
+    """Settings that do not make a method; the message names the setting."""
+
+
+def _one_line(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"])
+        field = Method.model_fields.get(where)
+        if field is not None and field.annotation is float and item["type"] != "missing":
+            parts.append(f"{where} must be a fraction in [0, 1], got {item['input']!r}.")
+        else:
+            message = str(item["msg"]).removeprefix("Value error, ")
+            parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)
+
+
+class Method(BaseModel):
+    """Everything that decides which units get pruned. Defaults follow the paper where they fit."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)  # "0.1" is not a fraction
+
+    ff_frac: float = Field(0.05, ge=0.0, le=1.0, description="Fraction of feed-forward neurons pruned per step.")
+    attn_frac: float = Field(0.0, ge=0.0, le=1.0, description="Fraction of attention neurons (or heads) pruned per step.")
+    attn_unit: Literal["neuron", "head"] = Field("neuron", description="Prune attention value neurons or whole heads.")
+    steps: int = Field(5, ge=1, description="Number of prune-then-evaluate steps.")
+    ff_scoring: str = Field("abs", description="Score of feed-forward neurons.")
+    attn_scoring: str = Field("abs", description="Score of attention neurons / heads.")
+    offset: Literal["zero", "mean"] = Field("zero", description="zero: remove units; mean: keep their retain mean in the bias.")
+    recollect: bool = Field(True, description="Recollect statistics on the pruned model every step, or once (cumulative fractions).")
+    # sized so the default run on smollm2-135m takes under 5 minutes on 2 CPU cores
+    collect_tokens: int = Field(5000, ge=1, description="Tokens per corpus for the statistics.")
+    eval_tokens: int = Field(2500, ge=1, description="Tokens per corpus for the metrics (held-out split).")
+    block_len: int = Field(512, ge=2, description="Tokens per packed sequence.")
+    seed: int = Field(0, description="Seed of the random scoring.")
+
+    def __init__(self, **values):
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            raise MethodError(_one_line(error)) from None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_scoring_for_both(cls, values):
+        """`scoring` sets both unit types (a name), or each ({"ff": ..., "attn": ...} as results files hold it)."""
+        if not isinstance(values, dict) or "scoring" not in values:
+            return values
+        values = dict(values)
+        given = values.pop("scoring")
+        per_unit = given if isinstance(given, dict) else {"ff": given, "attn": given}
+        for unit in ("ff", "attn"):
+            if per_unit.get(unit) is not None and values.get(f"{unit}_scoring") is None:
+                values[f"{unit}_scoring"] = per_unit[unit]
+        return {k: v for k, v in values.items() if v is not None}
+
+    @field_validator("ff_scoring", "attn_scoring")
+    @classmethod
+    def _known_scoring(cls, name: str) -> str:
+        if name not in scoring.SCORINGS:
+            raise ValueError(f"Unknown scoring {name!r}; choose one of {', '.join(scoring.SCORINGS)}.")
+        return name
+
+    @model_validator(mode="after")
+    def _fractions_fit_the_steps(self) -> "Method":
+        if self.steps * max(self.ff_frac, self.attn_frac) > 1.0 + 1e-9:
+            raise ValueError(
+                f"steps x fraction exceeds 1 ({self.steps} x {max(self.ff_frac, self.attn_frac)}): "
+                "lower --steps or the fraction."
+            )
+        return self
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Method":
+        """From CLI options, `separ` model_args (strings are converted) or a results file's `method` block."""
+        return cls(**values)
+
+    def fraction(self, unit: str) -> float:
+        return self.ff_frac if unit == "ff" else self.attn_frac
+
+    def scoring_for(self, unit: str) -> str:
+        return self.ff_scoring if unit == "ff" else self.attn_scoring
+
+    @property
+    def budget(self) -> Budget:
+        return Budget(collect_tokens=self.collect_tokens, eval_tokens=self.eval_tokens, block_len=self.block_len)
+
+    def as_dict(self) -> dict:
+        """The `method` block of a results file (scorings as {"ff": ..., "attn": ...})."""
+        values = self.model_dump()
+        values["scoring"] = {"ff": values.pop("ff_scoring"), "attn": values.pop("attn_scoring")}
+        return values
+
+
+# The statistics of one step: (forget, retain), collected on the model as pruned so far.
+Statistics = Callable[[int], "tuple[stats.UnitStats, stats.UnitStats]"]
+
+
+@dataclass
+class Pruner:
+    """Holds the model's pruning state across steps; the model's weights are edited in place."""
+
+    model: torch.nn.Module
+    model_map: ModelMap
+    method: Method
+    masks: Masks = None
+
+    def __post_init__(self):
+        if self.masks is None:
+            self.masks = Masks.empty(self.model_map, {"method": self.method.as_dict(), "step": 0})
+        self.prune_seconds = 0.0
+
+    def units(self) -> list[str]:
+        return [u for u in ("ff", "attn") if self.method.fraction(u) > 0]
+
+    def collect(self, blocks: CorpusBlocks, batch_size: int, progress=None) -> stats.UnitStats:
+        """Statistics of the pruned unit types over this rank's share of the train blocks, summed over all ranks."""
+        shard = distributed.shard(blocks.collect)
+        needed = self.statistics_needed()
+        if not any(needed.values()):  # random scoring, zero offset: no activation is read, so no forward pass
+            return stats.counts_only(self.model_map, shard, tuple(self.units()), progress=progress).all_reduce()
+        with self.fast_forward() as kept:
+            return stats.collect(
+                self.model, self.model_map, shard, batch_size=batch_size, units=tuple(self.units()),
+                kept={"ff": kept}, names=needed, progress=progress,
+            ).all_reduce()
+
+    def statistics_needed(self) -> dict[str, tuple[str, ...]]:
+        """Per unit type, the sums its scoring reads, plus the mean for a mean offset."""
+        extra = ("sum",) if self.method.offset == "mean" else ()
+        return {u: tuple(dict.fromkeys(scoring.NEEDS[self.method.scoring_for(u)] + extra)) for u in self.units()}
+
+    def fast_forward(self):
+        """Context: the model skips its removed FF neurons and masked attention (same outputs, fewer FLOPs)."""
+        return forward.fast_forward(self.model, self.model_map, self.masks.pruned["ff"])
+
+    def prune_steps(self, statistics: Statistics, first: int = 1) -> Iterator[int]:
+        """Prune steps `first`..`method.steps`, yielding each step once its units are baked in.
+
+        `statistics(step)` is asked every step, or only once when the method does not recollect.
+        """
+        fixed = None
+        for step in range(first, self.method.steps + 1):
+            if self.method.recollect or fixed is None:
+                fixed = statistics(step)
+            self.step(*fixed, step)
+            yield step
+
+    def step(self, forget: stats.UnitStats, retain: stats.UnitStats, step: int) -> dict[str, torch.Tensor]:
+        """Prune one more `frac` of each unit type (step is 1-based). Returns the newly pruned masks."""
+        started = time.perf_counter()
+        new = {}
+        for unit in self.units():
+            frac = self.method.fraction(unit)
+            total = self.masks.pruned[unit].numel()
+            if self.method.recollect:
+                k = round(frac * total)
+            else:  # statistics from the unpruned model, cumulative fractions
+                k = round(frac * step * total) - self.masks.count(unit)
+            heads = unit == "attn" and self.method.attn_unit == "head"
+            d_head = self.model_map.d_head if heads else None
+            scores = scoring.score(
+                self.method.scoring_for(unit), forget, retain, unit, d_head=d_head, seed=self.method.seed
+            )
+            if heads:
+                already = self.masks.pruned[unit].reshape(scores.shape[0], -1, d_head).all(dim=-1)
+                k_heads = round(k / d_head)
+                chosen = edit.expand_heads(edit.select(scores, already, k_heads), d_head)
+            else:
+                chosen = edit.select(scores, self.masks.pruned[unit], k)
+            new[unit] = chosen & ~self.masks.pruned[unit]
+        offsets = None
+        if self.method.offset == "mean":
+            offsets = {u: retain.mean(u, "sum").float() * new[u] for u in new}
+        edit.bake(self.model_map, new, offsets)
+        for unit, mask in new.items():
+            self.masks.pruned[unit] |= mask
+            if offsets is not None:
+                self.masks.offsets[unit] += offsets[unit]
+        self.masks.meta["step"] = step
+        self.prune_seconds += time.perf_counter() - started
+        return new

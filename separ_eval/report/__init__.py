@@ -1,0 +1,1 @@
+"""Results: the schema (defined once), separability, names, storage, and rendering (tables, pages, plots)."""
