@@ -55,3 +55,10 @@ def shard(blocks):
 def barrier() -> None:
     if active():
         dist.barrier()
+
+
+def all_reduce(tensor: torch.Tensor) -> torch.Tensor:
+    """The sum of `tensor` over all ranks (itself when not distributed)."""
+    if active():
+        dist.all_reduce(tensor)
+    return tensor

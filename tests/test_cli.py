@@ -191,7 +191,7 @@ def test_leaderboard_warns_about_bad_files_and_renders_the_rest(results_dir, tmp
     assert [row["model"] for row in rows] == ["org/model-a", "org/model-b"]  # best SA first
     assert rows[0]["sa_top1"] == pytest.approx(make_results("a", (0.5, 0.25, 0.1), (0.5, 0.5, 0.45))["summary"]["top1"]["sa"])
     md = invoke("leaderboard", results_dir, "--format", "md").stdout.splitlines()
-    assert md[0].startswith("| Model |") and len(md) == 4
+    assert md[0].split("|")[1].strip() == "Model" and len(md) == 4
     out = tmp_path / "board.html"
     assert invoke("leaderboard", results_dir, "--format", "html", "--out", out).exit_code == 0
     html = out.read_text()
@@ -302,3 +302,22 @@ def test_max_memory_and_task_specs_are_parsed_by_lm_evals_parser():
     with pytest.raises(ValueError, match="--tasks expects"):
         task_plan("forget=a,middle=b", target=None)
     fails_cleanly(invoke("--prune-target", "code", "--max-memory", "cpu=1GiB"), 2, "--max-memory needs --device-map")
+
+
+def test_seeds_run_once_per_seed_and_print_the_band(tiny, tmp_path):
+    common = ("--model", tiny["model"], "--prune-target", "tiny", "--include-path", tiny["include"],
+              "--collect-tokens", 1500, "--eval-tokens", 1000, "--block-len", 64, "--steps", 2, "--ff-frac", 0.1,
+              "--batch-size", 4, "--device", "cpu", "--output", tmp_path, "--seeds", "0,1,2")
+    result = invoke(*common, "--scoring", "random")
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in tmp_path.glob("*.json"))
+    assert len(names) == 3 and any("seed1" in n for n in names) and any("seed2" in n for n in names)
+    masks = {n: Masks.load(tmp_path / "runs" / n[:-5] / "masks" / "step-001").pruned["ff"] for n in names}
+    assert len({m.numpy().tobytes() for m in masks.values()}) == 3  # random: other units per seed
+    band = [line for line in result.stdout.splitlines() if "ff-random-0.1x2 " in line and "│     3 │" in line]
+    assert len(band) == 1 and " sd" in band[0]  # one band row for the three seeds
+    abs_run = invoke(*common[:-2], "--seeds", "0,1", "--output", tmp_path / "abs")
+    assert abs_run.exit_code == 0, abs_run.output
+    assert sorted(p.name.split("__")[-1] for p in (tmp_path / "abs").glob("*.json")) == \
+        ["ff-abs-0.1x2-data1.json", "ff-abs-0.1x2.json"]  # other scorings: other documents per seed
+    fails_cleanly(invoke(*common[:-2], "--seeds", "0,0"), 2, "distinct")

@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import random
 
 import pytest
 import torch
@@ -28,17 +29,81 @@ def test_split_depends_on_the_document_not_its_position():
     assert sorted(forward) == sorted(backward) and forward
 
 
-def test_pack_fills_blocks_with_prefix_and_pads_the_last(tiny_tokenizer):
-    docs = data.load_corpus("prose").split("train")[:50]
-    blocks = data.pack(tiny_tokenizer, docs, n_tokens=1000, block_len=64)
-    prefix = tiny_tokenizer("", add_special_tokens=True)["input_ids"]
-    room = 64 - len(prefix)
-    assert len(blocks) == -(-1000 // room)
-    assert blocks.n_tokens == 1000 + len(prefix) * len(blocks)
-    assert int(blocks.attention_mask[-1].sum()) == 1000 - room * (len(blocks) - 1) + len(prefix)
-    stream = data.token_stream(tiny_tokenizer, docs, limit=1000)[:1000]
-    body = blocks.input_ids[:, len(prefix):][blocks.attention_mask[:, len(prefix):].bool()]
-    assert body.tolist() == stream  # the blocks hold exactly the first 1000 tokens, in order
+def _window_texts(tokenizer, blocks, documents):
+    """Each layout entry's tokens as the block holds them, and as the document holds them at that offset."""
+    by_id = {data.document_id(doc): doc for doc in documents}
+    held, expected = [], []
+    for b, entries in enumerate(blocks.layout):
+        row = blocks.input_ids[b][blocks.units[b] >= 0].tolist()
+        at = 0
+        for entry in entries:
+            held.append(row[at : at + entry["tokens"]])
+            ids = tokenizer(by_id[entry["document"]], add_special_tokens=False)["input_ids"]
+            expected.append(ids[entry["offset"] : entry["offset"] + entry["tokens"]])
+            at += entry["tokens"]
+    return held, expected
+
+
+def test_pack_draws_windows_from_many_documents_and_records_where_they_came_from(tiny_tokenizer):
+    docs = data.load_corpus("prose").split("train")
+    blocks = data.pack(tiny_tokenizer, docs, n_tokens=1000, block_len=64, window=32)
+    assert int((blocks.units >= 0).sum()) == 1000  # the budget counts document tokens, not separators or padding
+    assert len(blocks.documents) == len(set(blocks.documents)) == 32  # ceil(1000 / 32) windows, one document each
+    held, expected = _window_texts(tiny_tokenizer, blocks, docs)
+    assert held == expected and sum(map(len, held)) == 1000  # every window is the document's text at its offset
+    offsets = {e["offset"] for entries in blocks.layout for e in entries}
+    assert len(offsets) > 5  # windows start inside documents, not only at their beginning
+    assert int(blocks.attention_mask[-1].sum()) < 64 and bool((blocks.units[blocks.attention_mask == 0] == -1).all())
+
+
+def test_blocks_do_not_depend_on_document_order(tiny_tokenizer):
+    docs = data.load_corpus("code").split("test")
+    shuffled = list(docs)
+    random.Random(3).shuffle(shuffled)
+    first = data.pack(tiny_tokenizer, docs, n_tokens=2000, block_len=128, window=64)
+    second = data.pack(tiny_tokenizer, shuffled, n_tokens=2000, block_len=128, window=64)
+    assert torch.equal(first.input_ids, second.input_ids) and torch.equal(first.units, second.units)
+    assert first.documents == second.documents and first.layout == second.layout
+    other_seed = data.pack(tiny_tokenizer, docs, n_tokens=2000, block_len=128, window=64, seed=1)
+    assert set(other_seed.documents) != set(first.documents)
+
+
+def test_no_document_gives_a_second_window_before_all_gave_one(tiny_tokenizer):
+    docs = data.load_corpus("code").split("test")[:6]  # a few long documents
+    lengths = {data.document_id(d): len(tiny_tokenizer(d, add_special_tokens=False)["input_ids"]) for d in docs}
+    budget = 6 * 16 + 20  # one pass of 16-token windows, and a little more
+    blocks = data.pack(tiny_tokenizer, docs, n_tokens=budget, block_len=512, window=16)
+    windows = [e["document"] for entries in blocks.layout for e in entries]
+    assert set(windows[:6]) == set(lengths) and len(set(windows[6:])) == len(windows[6:])  # pass 1, then pass 2
+    held, expected = _window_texts(tiny_tokenizer, blocks, docs)
+    assert held == expected
+    spans = {}
+    for entries in blocks.layout:
+        for e in entries:
+            spans.setdefault(e["document"], []).append((e["offset"], e["offset"] + e["tokens"]))
+    for intervals in spans.values():  # a document's windows never overlap
+        intervals.sort()
+        assert all(a[1] <= b[0] for a, b in zip(intervals, intervals[1:]))
+
+
+def test_targets_skip_separators_and_window_starts(tiny_tokenizer):
+    docs = data.load_corpus("prose").split("train")[:40]
+    blocks = data.pack(tiny_tokenizer, docs, n_tokens=300, block_len=128, window=50)
+    scored, unit = blocks.targets(0, len(blocks))
+    units = blocks.units
+    # a target counts only when it and its context hold the same document's text
+    assert bool((scored == ((units[:, :-1] == units[:, 1:]) & (units[:, 1:] >= 0))).all())
+    assert int(scored.sum()) == 300 - sum(len(entries) for entries in blocks.layout)  # each window piece's first token
+    assert bool((unit[scored] == units[:, 1:][scored]).all())
+
+
+def test_default_budget_reaches_twenty_documents_per_side(tiny_tokenizer):
+    from separ_eval.engine.method import Method
+
+    for name in ("code", "prose"):
+        blocks = data.CorpusBlocks.prepare(data.load_corpus(name), tiny_tokenizer, Method().budget)
+        identity = blocks.identity()
+        assert identity["collect_documents"] >= 20 and identity["eval_documents"] >= 20, (name, identity)
 
 
 def test_frequent_tokens_are_the_most_common(tiny_tokenizer):
@@ -70,7 +135,7 @@ def test_bad_corpora_get_actionable_errors(tmp_path, tiny_tokenizer):
         data.load_corpus(str(tmp_path / "bad.jsonl"))
     with pytest.raises(data.CorpusError, match="Unknown corpus 'nowhere'"):
         data.load_corpus("nowhere")
-    with pytest.raises(data.CorpusError, match="only .* tokens but 100000 were requested"):
+    with pytest.raises(data.CorpusError, match="only 9 tokens in distinct windows but 100000 were requested"):
         data.pack(tiny_tokenizer, ["a short text"], n_tokens=100000, block_len=64)
 
 

@@ -9,9 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from transformers import AutoTokenizer
 
+from separ_eval import data
 from separ_eval.engine import stats
 from separ_eval.engine.masks import Masks
+from separ_eval.engine.method import Method
 from separ_eval.testing import make_tiny_setup  # a tiny model and a `tiny` target over local corpus slices
 
 ARGS = ["run", "--prune-target", "tiny", "--ff-frac", "0.1", "--attn-frac", "0.1", "--steps", "2",
@@ -39,11 +42,15 @@ def test_two_ranks_equal_one_process(tmp_path):
     parallel, parallel_dir = _run([torchrun, "--standalone", "--nproc_per_node=2", "-m", "separ_eval"],
                                   tmp_path / "parallel", tiny)
 
+    tokenizer = AutoTokenizer.from_pretrained(tiny["model"])
+    method = Method(ff_frac=0.1, attn_frac=0.1, steps=2, collect_tokens=3000, eval_tokens=1500, block_len=64)
     for side in ("forget", "retain"):
         one = stats.load_stats(single_dir / "stats" / f"{side}.safetensors")
         two = stats.load_stats(parallel_dir / "stats" / f"{side}.safetensors")
+        corpus = data.load_corpus(str(tiny["root"] / ("code.jsonl" if side == "forget" else "prose.jsonl")))
+        collected = data.CorpusBlocks.prepare(corpus, tokenizer, method.budget, need_eval=False).collect.n_tokens
         for unit in ("ff", "attn"):
-            assert one.tokens(unit) == two.tokens(unit) == 3000  # every collected token, counted once over ranks
+            assert one.tokens(unit) == two.tokens(unit) == collected  # every collected token, counted once over ranks
             # the rows the scoring does not read are NaN in both (not collected)
             torch.testing.assert_close(two.sums[unit], one.sums[unit], rtol=1e-9, atol=1e-9, equal_nan=True)
             assert not bool(torch.isnan(one.get(unit, "sum_abs")).any())

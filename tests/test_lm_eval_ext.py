@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from separ_eval import models
 from separ_eval.cli.lm_eval import lm_eval_command
-from separ_eval.data import Blocks, CorpusBlocks, load_corpus
+from separ_eval.data import CorpusBlocks, load_corpus
 from separ_eval.engine import arch, edit, metrics
 from separ_eval.engine.masks import Masks, MaskError, model_signature
 from separ_eval.engine.method import Method, Pruner
@@ -63,8 +63,7 @@ def engine_counts(model_dir, masks_dir, corpus, keep=None, eval_tokens=Method().
     blocks = engine_blocks(model_dir, corpus, eval_tokens)
     evaluate = blocks.evaluate
     if keep is not None:
-        rows = [i for i in range(len(evaluate)) if keep(i)]
-        evaluate = Blocks(evaluate.input_ids[rows], evaluate.attention_mask[rows])
+        evaluate = evaluate.select([i for i in range(len(evaluate)) if keep(i)])
     return metrics.evaluate(model, evaluate, blocks.frequent, batch_size=8)
 
 
@@ -336,8 +335,7 @@ def test_smollm2_code_pruning_hits_code_harder(tmp_path, request):
     pruned = measure(pruned_lm)
     for task, corpus in TOKEN_TASKS.items():  # token-level numbers equal the engine's on the same blocks
         blocks = separ_model.corpus_blocks(pruned_lm.tokenizer, corpus, Method().eval_tokens, Method().block_len)
-        rows = [i for i in range(len(blocks.evaluate)) if i % DEFAULT_SHARDS in SLOW_SAMPLES[task]]
-        subset = Blocks(blocks.evaluate.input_ids[rows], blocks.evaluate.attention_mask[rows])
+        subset = blocks.evaluate.select([i for i in range(len(blocks.evaluate)) if i % DEFAULT_SHARDS in SLOW_SAMPLES[task]])
         assert_token_scores_equal(pruned[task], metrics.evaluate(pruned_lm.model, subset, blocks.frequent))
     del pruned_lm
     base = measure(separ_model.SeparLM(pretrained="smollm2-135m", batch_size=8))

@@ -5,12 +5,14 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from separ_eval import io
 from separ_eval.report.naming import run_name
 from separ_eval.report.plots import plot_trajectory
-from separ_eval.report.render import leaderboard_rows, render
+from separ_eval.report.leaderboard import leaderboard_rows
+from separ_eval.report.render import render
 from separ_eval.report.schema import SCHEMA, ResultsError, parse, validate
 from separ_eval.report.separability import summarize
 from separ_eval.report.store import collect_results as collect
@@ -216,10 +218,12 @@ def test_leaderboard_rows_sorted_by_sa_with_base_scores():
     weaker, stronger = _two_runs()
     rows = leaderboard_rows([parse(weaker), parse(stronger)])
     assert [row["model"] for row in rows] == ["org/strong", "org/<b>weak</b>"]
-    assert rows[0] == pytest.approx({
+    assert {k: v for k, v in rows[0].items() if not k.endswith("_ci")} == pytest.approx({
         "model": "org/strong", "family": "llama", "n_params": 134515008, "target": "code",
-        "method": "ff-abs-0.05x2", "forget_top1": 0.5, "retain_top1": 0.5,
-        "sa_top1": 0.75, "mdd_top1": 0.75, "f_at_r5_top1": 0.75, "sa_skip50_top1": 0.75,
+        "method": "ff-abs-0.05x2", "seeds": 1, "forget_top1": 0.5, "forget_top1_end": 0.125,
+        "retain_top1": 0.5, "retain_top1_end": 0.5,
+        "sa_top1": 0.75, "mdd_top1": 0.75, "f_at_r5_top1": 0.75,
+        "sa_skip50_top1": 0.75, "mdd_skip50_top1": 0.75, "f_at_r5_skip50_top1": 0.75,
     })
     assert rows[1]["sa_top1"] == pytest.approx(0.5)
     assert rows[1]["f_at_r5_top1"] == pytest.approx(0.525)
@@ -233,12 +237,33 @@ def test_leaderboard_keeps_the_latest_of_duplicate_runs(tmp_path):
     assert rows[0]["sa_top1"] == pytest.approx(0.75)
 
 
+def test_seeds_of_one_method_are_one_band_row():
+    seeds = []
+    for seed, retain_end in ((0, 0.5), (1, 0.25), (2, 0.375)):
+        obj = make_results(retain_top1=(0.5, 0.5, retain_end))
+        obj["method"].update(scoring={"ff": "random", "attn": "abs"}, seed=seed)
+        seeds.append(parse(obj))
+    other = make_results()  # abs: another method, its own row
+    rows = leaderboard_rows([*seeds, parse(other)])
+    assert [(r["method"], r["seeds"]) for r in rows] == [("ff-abs-0.05x2", 1), ("ff-random-0.05x2", 3)] or \
+        [(r["method"], r["seeds"]) for r in rows] == [("ff-random-0.05x2", 3), ("ff-abs-0.05x2", 1)]
+    band = next(r for r in rows if r["seeds"] == 3)
+    areas = [s.summary["top1"].sa for s in seeds]
+    assert band["sa_top1"] == pytest.approx(sum(areas) / 3)
+    assert band["sa_top1_sd"] == pytest.approx(float(np.std(areas, ddof=1)))
+    assert band["sa_top1_range"] == [min(areas), max(areas)]
+    assert "± " in render(rows, "md") and " sd (" in render(rows, "md")
+
+
 def test_render_formats_contain_the_numbers():
     rows = leaderboard_rows([parse(obj) for obj in _two_runs()])
     md = render(rows, "md")
-    assert md.splitlines()[0].startswith("| Model | Family | Params |")
-    assert "| org/strong | llama | 135M | code | ff-abs-0.05x2 | 0.500 | 0.500 | 0.750 |" in md
-    assert "| org/&lt;b&gt;weak&lt;/b&gt; | llama |" in md
+    lines = md.splitlines()
+    assert lines[0].split("|")[1].strip() == "Model" and "SA top1" in lines[0] and "Seeds" in lines[0]
+    cells = [c.strip() for c in lines[2].split("|")[1:-1]]
+    assert cells[:9] == ["org/strong", "llama", "135M", "code", "ff-abs-0.05x2", "1", "0.500 → 0.125",
+                         "0.500 → 0.500", "0.750"]
+    assert "org/&lt;b&gt;weak&lt;/b&gt;" in md
 
     page = render(rows, "html")
     assert page.startswith("<!DOCTYPE html>")
@@ -249,13 +274,20 @@ def test_render_formats_contain_the_numbers():
 
     from rich.console import Console
 
-    console = Console(record=True, width=200)
+    console = Console(record=True, width=250)
     console.print(render(rows, "table"))
     text = console.export_text()
     assert "0.750" in text and "org/<b>weak</b>" in text
 
     with pytest.raises(ValueError, match="unknown format 'csv'"):
         render(rows, "csv")
+
+
+def test_a_run_with_intervals_shows_them():
+    forget, retain = hand_case()
+    rows = leaderboard_rows([parse(measured_results(forget, retain))])
+    md = render(rows, "md")
+    assert "0.000 ± 0.875" in md  # SA 0, interval [-1, 0.75]: half-width 0.875 (4000 vs 1000 draws: same extremes)
 
 
 def test_plot_trajectory_writes_a_png(tmp_path, valid):
@@ -289,3 +321,91 @@ def test_published_results_validate_against_the_committed_json_schema(valid):
     with pytest.raises(jsonschema.ValidationError, match="'0.5' is not of type 'number'"):
         jsonschema.validate(valid, schema)
     assert validate(valid) == ["trajectory[1].forget.top1: expected a number, got str ('0.5')"]
+
+
+# ---------------------------------------------------------------- intervals
+
+
+def _doc(n, top1):
+    """One document's counts: n targets, top1 of them right; top10 and skip50 copy top1 to keep it small."""
+    return [n, top1, top1, n, top1, top1, 2.0 * n]
+
+
+def hand_case():
+    """Two documents a side, two steps. Forget drop of each resample of (A, B): (A, A) 0.75, (A, B) 0.5,
+    (B, B) 0; retain drop of (C, D): (C, C) 0, (C, D) 0.5, (D, D) 1. SA of a one-step curve is dF - dR."""
+    forget = [[_doc(10, 8), _doc(10, 4)], [_doc(10, 2), _doc(10, 4)]]  # steps x documents x fields
+    retain = [[_doc(10, 5), _doc(10, 5)], [_doc(10, 5), _doc(10, 0)]]
+    return forget, retain
+
+
+def test_bootstrap_matches_a_hand_computed_case():
+    from separ_eval.report import intervals
+
+    forget, retain = hand_case()
+    bounds, stderr = intervals.intervals(forget, retain, iterations=4000, seed=7)
+    # Each side's three resamples have probabilities 1/4, 1/2, 1/4: the extreme SAs, 0 - 1 and 0.75 - 0,
+    # each have probability 1/16 > 2.5%, so the 95% interval is exactly [-1, 0.75].
+    assert bounds["top1"]["sa_ci"] == [-1.0, 0.75]
+    assert bounds["top1"]["mdd_ci"] == [0.0, 0.75]  # MDD = max(0, dF - dR)
+    # forget top1 at step 1 is 0.2, 0.3, 0.4 with probabilities 1/4, 1/2, 1/4: sd sqrt(0.005)
+    assert stderr[1]["forget"]["top1"] == pytest.approx(0.005 ** 0.5, rel=0.05)
+    assert stderr[0]["retain"]["top1"] == 0.0  # both retain documents score 0.5 at step 0
+    again, _ = intervals.intervals(forget, retain, iterations=4000, seed=7)
+    assert again == bounds  # seeded: reproducible
+
+
+def test_vectorized_areas_equal_the_shoelace_of_separability():
+    from separ_eval.report import intervals
+    from separ_eval.report.separability import separability_area
+
+    rng = np.random.default_rng(0)
+    d_retain, d_forget = rng.uniform(-0.2, 1, (50, 6)), rng.uniform(-0.2, 1, (50, 6))
+    d_retain[:, 0] = d_forget[:, 0] = 0
+    expected = [separability_area(r.tolist(), f.tolist()) for r, f in zip(d_retain, d_forget)]
+    assert intervals._areas(d_retain, d_forget) == pytest.approx(expected, abs=1e-12)
+
+
+def measured_results(forget, retain) -> dict:
+    """A valid results object whose trajectory, summary, errors and samples come from per-document counts."""
+    from separ_eval.report.assemble import measured
+    from separ_eval.report.intervals import COUNT_FIELDS
+
+    def side_metrics(rows):
+        total = dict(zip(COUNT_FIELDS, np.asarray(rows).sum(axis=0)))
+        return {"top1": total["top1"] / total["n"], "top10": total["top10"] / total["n"],
+                "skip50_top1": total["skip_top1"] / total["skip_n"], "skip50_top10": total["skip_top10"] / total["skip_n"],
+                "loss": total["loss_sum"] / total["n"]}
+
+    records = [{"step": s, "pruned": {"ff": 0.05 * s, "attn": 0.0}, "forget": side_metrics(f), "retain": side_metrics(r),
+                "counts": {"forget": f, "retain": r}} for s, (f, r) in enumerate(zip(forget, retain))]
+    obj = make_results()
+    obj.update(measured(records, {"forget": [f"f{i}" for i in range(len(forget[0]))],
+                                  "retain": [f"r{i}" for i in range(len(retain[0]))]}))
+    return obj
+
+
+def test_results_with_samples_validate_and_altered_samples_do_not():
+    forget, retain = hand_case()
+    obj = measured_results(forget, retain)
+    assert validate(obj) == [] and obj["summary"]["top1"]["sa_ci"][0] <= obj["summary"]["top1"]["sa"]
+
+    altered = copy.deepcopy(obj)
+    altered["samples"]["forget"]["counts"][1][0][1] += 1  # a document's count no longer adds up to the trajectory
+    assert validate(altered) == [
+        "trajectory[1].forget.top1: 0.3 does not match 0.35 recomputed from samples.forget.counts"]
+
+    moved = copy.deepcopy(obj)  # the same totals, spread differently over documents: other intervals
+    moved["samples"]["retain"]["counts"][1][0][1] -= 2
+    moved["samples"]["retain"]["counts"][1][1][1] += 2
+    problems = validate(moved)
+    assert problems and all("recomputed from the samples" in p for p in problems)
+    assert any(p.startswith("summary.top1.sa_ci") for p in problems)
+
+    widened = copy.deepcopy(obj)
+    widened["summary"]["top1"]["sa_ci"][1] += 0.01
+    assert [p.split(":")[0] for p in validate(widened)] == ["summary.top1.sa_ci"]
+
+    unbacked = copy.deepcopy(obj)
+    del unbacked["samples"]
+    assert validate(unbacked) == ["summary: intervals are given but no samples to recompute them from"]

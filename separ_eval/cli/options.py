@@ -110,6 +110,18 @@ def _run_options() -> list:
     ]
 
 
+def _parse_seeds(ctx, param, value):
+    if not value:
+        return ()
+    try:
+        seeds = tuple(int(s) for s in value.split(",") if s.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected seeds like 0,1,2, got {value!r}.") from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise click.BadParameter(f"expected distinct non-negative seeds like 0,1,2, got {value!r}.")
+    return seeds
+
+
 def method_options(fn):
     """Every Method setting and the run's plumbing as options."""
     options = [
@@ -117,6 +129,9 @@ def method_options(fn):
                      help="What to forget: a target name (`separ-eval targets` lists them, e.g. code, prose)."),
         click.option("--reverse", is_flag=True, help="Swap forget and retain (e.g. forget prose, keep code)."),
         *_method_options(),
+        click.option("--seeds", callback=_parse_seeds, metavar="0,1,2",
+                     help="Run once per seed (for `random`: which units; otherwise: which documents are read) and "
+                          "report the band: mean, sd, range. One results file per seed."),
         *_run_options(),
     ]
     for option in reversed(options):
@@ -153,9 +168,20 @@ def _model(model: str) -> str:
     return model
 
 
+def build_configs(model: str, options: dict) -> list[RunConfig]:
+    """One RunConfig, or one per --seeds seed; bad values are usage errors."""
+    from ..run.config import seeded
+
+    o = dict(options)
+    seeds = o.pop("seeds", ())
+    config = build_config(model, o)
+    return [seeded(config, seed) for seed in seeds] if seeds else [config]
+
+
 def build_config(model: str, options: dict) -> RunConfig:
     """RunConfig from the parsed options; bad values are usage errors."""
     o = dict(options)
+    o.pop("seeds", None)
     method = _method(o)
     if o.get("max_memory") and not o.get("device_map"):
         raise click.UsageError("--max-memory needs --device-map (e.g. --device-map auto).")

@@ -16,12 +16,15 @@ from .options import DEFAULT_OUTPUT, choices
 @click.argument("directory", default=DEFAULT_OUTPUT, type=click.Path(file_okay=False))
 @click.option("--format", "fmt", type=choices(("table", "md", "json", "html")), default="table", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, writable=True), help="Write to this file instead of stdout.")
-def leaderboard(directory, fmt, out):
+@click.option("--target", "targets", multiple=True, metavar="TAG",
+              help="Only these targets (e.g. code, code-reversed); repeatable.")
+def leaderboard(directory, fmt, out, targets):
     """Validate every results JSON in DIRECTORY and render the leaderboard.
 
     Invalid or foreign JSON files are named in a warning and skipped.
     """
-    from ..report.render import leaderboard_rows, render
+    from ..report.leaderboard import leaderboard_rows
+    from ..report.render import render
     from ..report.store import collect_results
 
     if not Path(directory).is_dir():
@@ -32,7 +35,10 @@ def leaderboard(directory, fmt, out):
         click.secho(f"warning: skipped {path}: {first}", fg="yellow", err=True)
     if not found:
         raise click.ClickException(f"No valid results files in {directory}.")
-    rendered = render(leaderboard_rows(found), fmt)
+    rows = [row for row in leaderboard_rows(found) if not targets or row["target"] in targets]
+    if not rows:
+        raise click.ClickException(f"No results for target(s) {', '.join(targets)} in {directory}.")
+    rendered = render(rows, fmt)
     if fmt == "table":
         if out:
             with open(out, "w", encoding="utf-8") as handle:

@@ -13,7 +13,7 @@ from rich.text import Text
 from ..run.config import RunConfig
 from .display import RunDisplay
 from .group import CONTEXT, DEFAULT_MODEL, cli, friendly_errors, message, stderr, stdout, wide_console
-from .options import build_config, method_options
+from .options import build_configs, method_options
 
 
 def print_report(results, path: Path | None, console: Console) -> None:
@@ -52,9 +52,25 @@ def run(model, **options):
 
     Re-running the same command after an interruption resumes from the last finished step.
     """
-    config = build_config(model, options)
-    results, path = execute(config, stderr())
-    print_report(results, path, stdout())
+    configs = build_configs(model, options)
+    produced = []
+    for index, config in enumerate(configs, 1):
+        if len(configs) > 1:
+            stderr().rule(Text(f"seed {index}/{len(configs)}: {config.name()}"))
+        results, path = execute(config, stderr())
+        print_report(results, path, stdout())
+        produced.append(results)
+    if len(produced) > 1:
+        print_leaderboard(produced)
+
+
+def print_leaderboard(results) -> None:
+    from ..report.leaderboard import leaderboard_rows
+    from ..report.render import render
+
+    rows = leaderboard_rows(results)
+    if rows:
+        wide_console().print(render(rows, "table"))
 
 
 def _finished(path: Path, config: RunConfig) -> bool:
@@ -81,27 +97,27 @@ def sweep(models, **options):
     A model whose results file already exists (and validates) is skipped; a model that
     fails is reported and the sweep goes on. Exit code 1 if any model failed.
     """
-    from ..report.render import leaderboard_rows, render, summary_table
+    from ..report.render import summary_table
     from ..report.store import load_results
 
     names = [m.strip() for m in models.split(",") if m.strip()]
     if not names:
         raise click.UsageError("--models needs at least one model.")
-    build_config(DEFAULT_MODEL, options)  # settings errors stop the sweep before any model runs
+    build_configs(DEFAULT_MODEL, options)  # settings errors stop the sweep before any model runs
     console, err = stdout(), stderr()
     produced, failed = [], []
     for index, name in enumerate(names, 1):
         err.rule(Text(f"{index}/{len(names)}: {name}"))
         try:
-            config = build_config(name, options)
-            path = Path(config.output) / f"{config.name()}.json"
-            if _finished(path, config):
-                err.print(f"{name}: already done ({path}), skipped.", highlight=False)
+            for config in build_configs(name, options):
+                path = Path(config.output) / f"{config.name()}.json"
+                if _finished(path, config):
+                    err.print(f"{name}: already done ({path}), skipped.", highlight=False)
+                    produced.append(path)
+                    continue
+                results, path = execute(config, err)
+                console.print(summary_table(results))
                 produced.append(path)
-                continue
-            results, path = execute(config, err)
-            console.print(summary_table(results))
-            produced.append(path)
         except KeyboardInterrupt:
             raise
         except Exception as error:  # one model's failure must not end the sweep
@@ -110,9 +126,7 @@ def sweep(models, **options):
             text = error.format_message() if isinstance(error, click.ClickException) else message(error)
             failed.append((name, text))
             err.print(Text(f"{name} failed: {text}", style="red"))
-    rows = leaderboard_rows([load_results(p) for p in produced if p is not None])
-    if rows:
-        wide_console().print(render(rows, "table"))
+    print_leaderboard([load_results(p) for p in produced if p is not None])
     for name, text in failed:
         err.print(Text(f"failed: {name}: {text}", style="red"))
     if failed:

@@ -53,9 +53,10 @@ class Corpus:
 
     @property
     def sha256(self) -> str:
+        """The hash of the set of documents: the same corpus in another file order has the same hash."""
         digest = hashlib.sha256()
-        for doc in self.documents:
-            digest.update(hashlib.sha256(doc.encode()).digest())
+        for doc_hash in sorted(hashlib.sha256(doc.encode()).digest() for doc in self.documents):
+            digest.update(doc_hash)
         return digest.hexdigest()
 
     def split(self, which: str) -> list[str]:

@@ -64,50 +64,61 @@ class TokenCounts:
         return asdict(self)
 
 
-def count_predictions(logits: torch.Tensor, targets: torch.Tensor, frequent: torch.Tensor) -> TokenCounts:
-    """Counts for rows of logits (N, V) against targets (N,)."""
+COUNT_FIELDS = tuple(f.name for f in fields(TokenCounts))  # n, top1, top10, skip_n, skip_top1, skip_top10, loss_sum
+
+
+def position_counts(logits: torch.Tensor, targets: torch.Tensor, frequent: torch.Tensor) -> torch.Tensor:
+    """(N, len(COUNT_FIELDS)) float64: each target's contribution to every count (loss in nats)."""
     logits = logits.float()
     top10 = logits.topk(10, dim=-1).indices
     hit1 = top10[:, 0] == targets
     hit10 = (top10 == targets[:, None]).any(dim=-1)
     rare = ~torch.isin(targets, frequent.to(targets.device))
-    loss = torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
-    return TokenCounts(
-        n=targets.numel(),
-        top1=int(hit1.sum()),
-        top10=int(hit10.sum()),
-        skip_n=int(rare.sum()),
-        skip_top1=int((hit1 & rare).sum()),
-        skip_top10=int((hit10 & rare).sum()),
-        loss_sum=float(loss),
-    )
+    loss = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
+    columns = (torch.ones_like(hit1), hit1, hit10, rare, hit1 & rare, hit10 & rare)
+    return torch.stack([*(c.double() for c in columns), loss.double()], dim=1)
+
+
+def count_predictions(logits: torch.Tensor, targets: torch.Tensor, frequent: torch.Tensor) -> TokenCounts:
+    """Counts for rows of logits (N, V) against targets (N,)."""
+    return TokenCounts.from_tensor(position_counts(logits, targets, frequent).sum(dim=0))
 
 
 @torch.inference_mode()
-def evaluate_blocks(model, blocks, frequent: torch.Tensor, *, batch_size: int = 8, chunk: int = 512,
-                    progress=None) -> list[TokenCounts]:
-    """TokenCounts of each block: every predicted position whose target and context are both unpadded."""
+def count_targets(model, blocks, frequent: torch.Tensor, *, by: str = "total", batch_size: int = 8,
+                  chunk: int = 512, progress=None) -> torch.Tensor:
+    """(groups, len(COUNT_FIELDS)) float64 counts over every scored target of `blocks` (see `Blocks.targets`),
+    grouped `by` "total" (one row), "block" (a row per block) or "unit" (a row per document)."""
     decoder = base_model(model)
     device = input_device(model)
-    per_block = []
-    for input_ids, attention_mask in blocks.batches(batch_size):
-        input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+    groups = {"total": 1, "block": len(blocks), "unit": max(1, len(getattr(blocks, "documents", ())))}[by]
+    out = torch.zeros((groups, len(COUNT_FIELDS)), dtype=torch.float64)
+    for start in range(0, len(blocks), batch_size):
+        end = min(start + batch_size, len(blocks))
+        input_ids = blocks.input_ids[start:end].to(device)
+        attention_mask = blocks.attention_mask[start:end].to(device)
         hidden = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
-        valid = (attention_mask[:, :-1] * attention_mask[:, 1:]).bool()
-        for row in range(input_ids.shape[0]):
-            row_hidden = hidden[row, :-1][valid[row]]
-            targets = input_ids[row, 1:][valid[row]]
-            total = TokenCounts()
-            for start in range(0, targets.numel(), chunk):
-                logits = lm_head_logits(model, row_hidden[start : start + chunk])
-                total = total + count_predictions(logits, targets[start : start + chunk], frequent)
-            per_block.append(total)
+        scored, unit = blocks.targets(start, end)
+        if by == "block":
+            unit = torch.arange(start, end)[:, None].expand_as(scored)
+        elif by == "total":
+            unit = torch.zeros_like(unit)
+        scored = scored.to(device)
+        rows, targets, owner = hidden[:, :-1][scored], input_ids[:, 1:][scored], unit.to(device)[scored]
+        for c in range(0, targets.numel(), chunk):
+            logits = lm_head_logits(model, rows[c : c + chunk])
+            counts = position_counts(logits, targets[c : c + chunk], frequent)
+            out.index_add_(0, owner[c : c + chunk].cpu(), counts.cpu())
         if progress is not None:
             progress(int(attention_mask.sum()))
-    return per_block
+    return out
 
 
-def evaluate(model, blocks, frequent: torch.Tensor, *, batch_size: int = 8, chunk: int = 512, progress=None) -> TokenCounts:
-    """TokenCounts over all of `blocks` (the sum of `evaluate_blocks`)."""
-    per_block = evaluate_blocks(model, blocks, frequent, batch_size=batch_size, chunk=chunk, progress=progress)
-    return sum(per_block, TokenCounts())
+def evaluate_blocks(model, blocks, frequent: torch.Tensor, **kwargs) -> list[TokenCounts]:
+    """TokenCounts of each block."""
+    return [TokenCounts.from_tensor(row) for row in count_targets(model, blocks, frequent, by="block", **kwargs)]
+
+
+def evaluate(model, blocks, frequent: torch.Tensor, **kwargs) -> TokenCounts:
+    """TokenCounts over all of `blocks`."""
+    return TokenCounts.from_tensor(count_targets(model, blocks, frequent, by="total", **kwargs)[0])

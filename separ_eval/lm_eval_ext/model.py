@@ -248,8 +248,8 @@ class SeparLM(HFLM):
                 for b in range(specs[i].shard, len(blocks.evaluate), specs[i].num_shards):
                     wanted[b].append(i)
             block_ids = sorted(wanted)
-            subset = data.Blocks(blocks.evaluate.input_ids[block_ids], blocks.evaluate.attention_mask[block_ids])
-            counts = evaluate_blocks(self.model, subset, blocks.frequent, batch_size=self._int_batch_size())
+            counts = evaluate_blocks(self.model, blocks.evaluate.select(block_ids), blocks.frequent,
+                                     batch_size=self._int_batch_size())
             for b, block_counts in zip(block_ids, counts):
                 for i in wanted[b]:
                     results[i] = results[i] + block_counts

@@ -23,7 +23,7 @@ from lm_eval.api.model import LM
 from lm_eval.api.registry import register_aggregation
 from lm_eval.api.task import ConfigurableTask
 
-from ..data import load_corpus
+from ..data import document_id, load_corpus
 from ..engine.metrics import TokenCounts
 from ..engine.method import Method
 from ..resources import tasks_dir
@@ -113,8 +113,9 @@ def _cut(text: str, max_chars: int) -> str:
 
 def ppl_dataset(corpus: str, ppl_docs: int = PPL_DOCS, ppl_chars: int = PPL_CHARS, **_metadata):
     """`custom_dataset` of a perplexity task: `ppl_docs` documents spread evenly over the corpus's
-    test split (never used for statistics), each cut to about `ppl_chars` characters at a line end."""
-    test = [doc for doc in load_corpus(corpus).split("test") if doc.strip()]
+    test split (never used for statistics) in content-hash order (not file order), each cut to about
+    `ppl_chars` characters at a line end."""
+    test = sorted((doc for doc in load_corpus(corpus).split("test") if doc.strip()), key=document_id)
     if not test:
         raise TaskDataError(f"Corpus {corpus!r} has no test documents (10% of documents, chosen by hash): give a larger corpus.")
     count = min(int(ppl_docs), len(test))

@@ -34,7 +34,8 @@ def method_tag(method: Mapping) -> str:
         parts.append("norecollect")
     if method["seed"]:
         parts.append(f"seed{method['seed']}")
-
+    if method.get("data_seed"):
+        parts.append(f"data{method['data_seed']}")
     return "-".join(parts)
 
 
@@ -45,6 +46,11 @@ def target_tag(target: str, reversed: bool) -> str:
 def run_name(model_id: str, target: str, reversed: bool, method: Mapping) -> str:
     """File stem for one model x target x method, e.g. 'smollm2-135m__code__ff-abs-0.05x5'."""
     return f"{slug(model_id)}__{target_tag(target, reversed)}__{method_tag(method)}"
+
+
+def seed_family(method: Mapping) -> str:
+    """The tag of a method with its seeds left out: runs that differ only by seed share it."""
+    return method_tag({**method, "seed": 0, "data_seed": 0})
 
 
 def results_name(results) -> str:

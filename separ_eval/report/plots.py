@@ -26,20 +26,35 @@ def plot_trajectory(results: Results, path, metrics: Sequence[str] = ACCURACY_ME
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
 
     for ax, metric in zip(axes, metrics):
-        d_forget = relative_drops([record.forget.value(metric) for record in trajectory])
-        d_retain = relative_drops([record.retain.value(metric) for record in trajectory])
+        try:
+            d_forget = relative_drops([record.forget.value(metric) for record in trajectory])
+            d_retain = relative_drops([record.retain.value(metric) for record in trajectory])
+        except ValueError as undefined:  # e.g. a metric whose step-0 value is 0
+            ax.set_title(f"{metric}: {undefined}", fontsize="small")
+            ax.set_axis_off()
+            continue
         area = separability_area(d_retain, d_forget)
         low = min(0.0, *d_retain, *d_forget) - 0.02
         high = max(1.0, *d_retain, *d_forget) + 0.02
         ax.plot([low, high], [low, high], linestyle="--", color="grey", linewidth=1, label="dF = dR")
-        # Step 0 is (0, 0): relative drops of the unpruned model.
-        ax.plot(d_retain, d_forget, marker="o", markersize=3, label="pruning steps")
+        # Step 0 is (0, 0): relative drops of the unpruned model. Error bars: the bootstrap standard error of
+        # each step's metric, relative to the step-0 value (the drop's scale).
+        errors = [record.stderr for record in trajectory]
+        if all(e is not None for e in errors):
+            base_f, base_r = trajectory[0].forget.value(metric), trajectory[0].retain.value(metric)
+            ax.errorbar(d_retain, d_forget, xerr=[e.retain[metric] / base_r for e in errors],
+                        yerr=[e.forget[metric] / base_f for e in errors], marker="o", markersize=3, capsize=2,
+                        elinewidth=0.8, label="pruning steps (± 1 s.e.)")
+        else:
+            ax.plot(d_retain, d_forget, marker="o", markersize=3, label="pruning steps")
         ax.set_xlim(low, high)
         ax.set_ylim(low, high)
         ax.set_aspect("equal")
         ax.set_xlabel("retain drop dR")
         ax.set_ylabel("forget drop dF")
-        ax.set_title(f"{metric}   SA = {area:.3f}")
+        interval = results.summary[metric].sa_ci if metric in results.summary else None
+        shown = f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""
+        ax.set_title(f"{metric}   SA = {area:.3f}{shown}")
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right", fontsize="small")
     for unused in axes[len(metrics):]:

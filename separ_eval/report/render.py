@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Iterable
-
 from rich.table import Table
 from rich.text import Text
 
-from .naming import method_tag, target_tag
 from .schema import Results
 
 RENDER_FORMATS = ("table", "md", "json", "html")
-
-
-def _score(value) -> str:
-    return "" if value is None else f"{value:.3f}"
 
 
 def _params(n: int) -> str:
@@ -26,77 +19,56 @@ def _params(n: int) -> str:
     return str(n)
 
 
-# (row key, header, how md/html/table show the value)
+def separability_cell(row: dict, key: str) -> str:
+    """'0.748 ± 0.041' (a run: ± half its 95% interval); '0.055 ± 0.030 sd (0.021..0.091)' (a seed band)."""
+    value = row[key]
+    if value is None:
+        return "n/a"
+    if f"{key}_sd" in row:
+        low, high = row[f"{key}_range"]
+        return f"{value:.3f} ± {row[f'{key}_sd']:.3f} sd ({low:.3f}..{high:.3f})"
+    interval = row.get(f"{key}_ci")
+    return f"{value:.3f} ± {(interval[1] - interval[0]) / 2:.3f}" if interval else f"{value:.3f}"
+
+
+def _start_end(side: str):
+    return lambda row: f"{row[f'{side}_top1']:.3f} → {row[f'{side}_top1_end']:.3f}"
+
+
+# (header, how a row shows it, numeric: right-aligned)
 COLUMNS = (
-    ("model", "Model", str),
-    ("family", "Family", lambda v: v or ""),
-    ("n_params", "Params", _params),
-    ("target", "Target", str),
-    ("method", "Method", str),
-    ("forget_top1", "Forget top1", _score),
-    ("retain_top1", "Retain top1", _score),
-    ("sa_top1", "SA top1", _score),
-    ("mdd_top1", "MDD top1", _score),
-    ("f_at_r5_top1", "F@R5 top1", _score),
-    ("sa_skip50_top1", "SA skip50 top1", _score),
+    ("Model", lambda r: str(r["model"]), False),
+    ("Family", lambda r: r["family"] or "", False),
+    ("Params", lambda r: _params(r["n_params"]), False),
+    ("Target", lambda r: r["target"], False),
+    ("Method", lambda r: r["method"], False),
+    ("Seeds", lambda r: str(r["seeds"]), True),
+    ("Forget top1", _start_end("forget"), True),
+    ("Retain top1", _start_end("retain"), True),
+    ("SA top1", lambda r: separability_cell(r, "sa_top1"), True),
+    ("MDD top1", lambda r: separability_cell(r, "mdd_top1"), True),
+    ("F@R5 top1", lambda r: separability_cell(r, "f_at_r5_top1"), True),
+    ("SA skip50 top1", lambda r: separability_cell(r, "sa_skip50_top1"), True),
 )
 
 
-def _row(results: Results) -> dict:
-    base = results.trajectory[0]
-    top1, skip50 = results.summary["top1"], results.summary["skip50_top1"]
-    return {
-        "model": results.model.id,
-        "family": results.model.family,
-        "n_params": results.model.n_params,
-        "target": target_tag(results.target.name, results.target.reversed),
-        "method": method_tag(results.method.model_dump()),
-        "forget_top1": base.forget.top1,
-        "retain_top1": base.retain.top1,
-        "sa_top1": top1.sa,
-        "mdd_top1": top1.mdd,
-        "f_at_r5_top1": top1.f_at_r5,
-        "sa_skip50_top1": skip50.sa,
-    }
-
-
-def leaderboard_rows(results: Iterable) -> list[dict]:
-    """One row per model x target x method, best SA on top1 first.
-
-    Takes Results, or the (path, Results) pairs `store.collect_results` returns.
-    Duplicates of one run keep the most recently created file's numbers.
-    """
-    latest: dict[tuple, tuple[str, dict]] = {}
-    for item in results:
-        obj = item[1] if isinstance(item, tuple) else item
-        row = _row(obj)
-        key = (row["model"], row["target"], row["method"])
-        created = str((obj.environment or {}).get("created") or "")
-        if key not in latest or created > latest[key][0]:
-            latest[key] = (created, row)
-    rows = [row for _, row in latest.values()]
-    return sorted(rows, key=lambda r: (-r["sa_top1"], r["model"], r["target"], r["method"]))
-
-
 def _markdown(rows: list[dict]) -> str:
-    def cell(text: str) -> str:
-        # GitHub renders inline HTML in tables: show ids like "<b>" literally.
-        return html.escape(text, quote=False).replace("|", "\\|")
+    import pytablewriter
 
-    lines = [
-        "| " + " | ".join(header for _, header, _ in COLUMNS) + " |",
-        "|" + "|".join("---:" if show is _score else "---" for _, _, show in COLUMNS) + "|",
-    ]
-    for row in rows:
-        lines.append("| " + " | ".join(cell(show(row[key])) for key, _, show in COLUMNS) + " |")
-    return "\n".join(lines) + "\n"
+    writer = pytablewriter.MarkdownTableWriter(
+        headers=[header for header, _, _ in COLUMNS],
+        # GitHub renders inline HTML in tables: show ids like "<b>" literally.
+        value_matrix=[[html.escape(show(row), quote=False) for _, show, _ in COLUMNS] for row in rows],
+        type_hints=[pytablewriter.String] * len(COLUMNS), margin=1,
+    )
+    writer.column_styles = [pytablewriter.style.Style(align="right" if numeric else "left") for _, _, numeric in COLUMNS]
+    return writer.dumps()
 
 
 def _html(rows: list[dict]) -> str:
-    head = "".join(f"<th>{html.escape(header)}</th>" for _, header, _ in COLUMNS)
+    head = "".join(f"<th>{html.escape(header)}</th>" for header, _, _ in COLUMNS)
     body = "\n".join(
-        "<tr>" + "".join(f"<td>{html.escape(show(row[key]))}</td>" for key, _, show in COLUMNS) + "</tr>"
-        for row in rows
+        "<tr>" + "".join(f"<td>{html.escape(show(row))}</td>" for _, show, _ in COLUMNS) + "</tr>" for row in rows
     )
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
@@ -111,12 +83,12 @@ def _html(rows: list[dict]) -> str:
 
 
 def _rich_table(rows: list[dict]) -> Table:
-    table = Table(title="separ-eval leaderboard")
-    for _, header, show in COLUMNS:
-        table.add_column(header, justify="right" if show is _score else "left")
+    table = Table(title="separ-eval leaderboard (± half the 95% interval; seed bands: ± sd, range)")
+    for header, _, numeric in COLUMNS:
+        table.add_column(header, justify="right" if numeric else "left")
     for row in rows:
         # Text, not str: a model id with brackets must not be read as rich markup.
-        table.add_row(*(Text(show(row[key])) for key, _, show in COLUMNS))
+        table.add_row(*(Text(show(row)) for _, show, _ in COLUMNS))
     return table
 
 
@@ -136,7 +108,7 @@ def render(rows: list[dict], fmt: str):
 # ---------------------------------------------------------------- one run, in the terminal
 
 def _fmt(value) -> str:
-    return "" if value is None else f"{value:.3f}"
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 TRAJECTORY_METRICS = (("top1", "top1"), ("top10", "top10"), ("skip50_top1", "s50t1"), ("loss", "loss"))
@@ -162,11 +134,19 @@ def trajectory_table(results: Results) -> Table:
     return table
 
 
+def _with_interval(value, interval) -> str:
+    if interval is None or value is None:
+        return _fmt(value)
+    return f"{value:.3f} ± {(interval[1] - interval[0]) / 2:.3f}"
+
+
 def summary_table(results: Results) -> Table:
-    table = Table(title="Separability (SA: 1 perfect, ~0 random)")
+    table = Table(title="Separability (SA: 1 perfect, ~0 random; ± half the 95% interval over documents)")
     table.add_column("metric")
-    for header in ("SA", "MDD", "F@R5"):
+    for header in ("SA", "SA 95% interval", "MDD", "F@R5"):
         table.add_column(header, justify="right")
     for metric, values in results.summary.items():
-        table.add_row(Text(metric), _fmt(values.sa), _fmt(values.mdd), _fmt(values.f_at_r5))
+        interval = f"[{values.sa_ci[0]:.3f}, {values.sa_ci[1]:.3f}]" if values.sa_ci else ""
+        table.add_row(Text(metric), _with_interval(values.sa, values.sa_ci), interval,
+                      _with_interval(values.mdd, values.mdd_ci), _with_interval(values.f_at_r5, values.f_at_r5_ci))
     return table

@@ -3,10 +3,10 @@
 Every reader and writer goes through `Results`: the loop builds one, `store` writes
 and reads them, the leaderboard, plots and `validate` read their fields. Validation
 is strict (a number written as a string is an error, not a conversion) and names the
-exact field. Cross-field rules are validators: steps increase from step 0, cumulative
-fractions never fall, and the summary recomputes from the trajectory, so a published
-number can always be traced back to the per-step measurements. `results/schema/results-v1.schema.json`
-is this model's JSON Schema, exported by `python -m separ_eval.report.schema`.
+exact field. The cross-field rules (`consistency`) run as its validator, so a published
+number can always be traced back to the per-step, per-document measurements.
+`results/schema/results-v1.schema.json` is this model's JSON Schema, exported by
+`python -m separ_eval.report.schema`.
 """
 
 from __future__ import annotations
@@ -17,14 +17,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .separability import ACCURACY_METRICS, summarize, summarize_tasks
+from . import consistency
 
 SCHEMA = "separ-eval/results/v1"
-SUMMARY_TOLERANCE = 1e-9
-SUMMARY_FIELDS = ("sa", "mdd", "f_at_r5")
-UNIT_TYPES = ("ff", "attn")
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+Interval = Annotated[list[float], Field(min_length=2, max_length=2)]
 Name = Annotated[str, Field(min_length=1)]
 Count = Annotated[int, Field(ge=0)]
 
@@ -81,6 +79,8 @@ class MethodRecord(_Record):
 class CorpusRecord(_Record):
     source: Name
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    collect_documents: Count | None = None  # distinct documents the statistics were collected on
+    eval_documents: Count | None = None  # distinct documents the metrics were measured on
 
 
 class DataRecord(_Record):
@@ -107,18 +107,50 @@ class SideMetrics(_Record):
         return getattr(self, metric, None)
 
 
+class StepErrors(_Record):
+    """Bootstrap standard error of each accuracy metric at one step (None where it is undefined)."""
+
+    forget: dict[str, float | None]
+    retain: dict[str, float | None]
+
+
 class Step(_Record):
     step: Count
     pruned: Pruned
     forget: SideMetrics
     retain: SideMetrics
     tasks: dict[str, dict[str, dict[str, float]]] | None = None  # {side: {task: {"metric,filter": value}}}
+    stderr: StepErrors | None = None
 
 
 class Separability(_Record):
-    sa: float
-    mdd: float
-    f_at_r5: float
+    sa: float | None  # None (with `undefined` saying why) when the metric's step-0 value is 0
+    mdd: float | None
+    f_at_r5: float | None
+    sa_ci: Interval | None = None  # 95% bootstrap interval over evaluation documents (see report.intervals)
+    mdd_ci: Interval | None = None
+    f_at_r5_ci: Interval | None = None
+
+
+class Bootstrap(_Record):
+    iterations: int = Field(ge=1)
+    seed: Count
+    level: float = Field(gt=0.0, lt=1.0)
+
+
+class SideSamples(_Record):
+    documents: list[str]  # document ids (content hashes)
+    counts: list[list[list[float]]]  # steps x documents x fields
+
+
+class Samples(_Record):
+    """Per-document token counts of every step: what the intervals are recomputed from."""
+
+    unit: Literal["document"]
+    fields: list[str]
+    bootstrap: Bootstrap
+    forget: SideSamples
+    retain: SideSamples
 
 
 class Results(_Record):
@@ -131,12 +163,14 @@ class Results(_Record):
     summary: dict[str, Separability]
     environment: dict | None = None
     timing: dict | None = None
+    samples: Samples | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> "Results":
-        problems = _trajectory_problems(self.trajectory)
+        problems = consistency.trajectory_problems(self.trajectory)
         if self.trajectory:
-            problems += _summary_problems(self.summary, self.trajectory_dicts())
+            problems += consistency.summary_problems(self.summary, self.trajectory_dicts())
+            problems += consistency.sample_problems(self)
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -147,44 +181,6 @@ class Results(_Record):
     def to_dict(self) -> dict:
         """The JSON object, exactly as read (unset optional fields stay absent)."""
         return self.model_dump(by_alias=True, exclude_unset=True)
-
-
-def _trajectory_problems(trajectory: list[Step]) -> list[str]:
-    if not trajectory:
-        return ["trajectory: empty: needs at least step 0"]
-    problems = []
-    if trajectory[0].step != 0:
-        problems.append(f"trajectory[0].step: the first record must be step 0, got {trajectory[0].step}")
-    if any(getattr(trajectory[0].pruned, unit) != 0 for unit in UNIT_TYPES):
-        problems.append("trajectory[0].pruned: step 0 is the unpruned model: fractions must be 0")
-    for i in range(1, len(trajectory)):
-        previous, current = trajectory[i - 1], trajectory[i]
-        if current.step <= previous.step:
-            problems.append(f"trajectory[{i}].step: steps must increase: {current.step} after {previous.step}")
-        for unit in UNIT_TYPES:
-            before, now = getattr(previous.pruned, unit), getattr(current.pruned, unit)
-            if now < before:
-                problems.append(f"trajectory[{i}].pruned.{unit}: cumulative fraction fell from {before} to {now}")
-    return problems
-
-
-def _summary_problems(summary: dict[str, Separability], trajectory: list[dict]) -> list[str]:
-    problems = [f"summary.{metric}: missing" for metric in ACCURACY_METRICS if metric not in summary]
-    try:
-        expected = {**summarize(trajectory), **summarize_tasks(trajectory)}
-    except ValueError as err:
-        return [*problems, f"summary: cannot be recomputed from the trajectory: {err}"]
-    # Keys the trajectory cannot reproduce are extensions; everything it can must match.
-    for metric, recomputed in expected.items():
-        stated = summary.get(metric)
-        if stated is None:
-            continue
-        for field in SUMMARY_FIELDS:
-            value = getattr(stated, field)
-            if not abs(value - recomputed[field]) <= SUMMARY_TOLERANCE:
-                problems.append(f"summary.{metric}.{field}: {value!r} does not match {recomputed[field]!r} "
-                                "recomputed from the trajectory")
-    return problems
 
 
 # ---------------------------------------------------------------- readable problems

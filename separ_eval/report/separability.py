@@ -23,8 +23,8 @@ def relative_drops(values: Sequence[float]) -> list[float]:
     if not values:
         raise ValueError("relative_drops needs at least the step-0 value")
     base = values[0]
-    if base == 0:
-        raise ValueError("relative drop undefined: the step-0 value is 0")
+    if base == 0 or not math.isfinite(base):
+        raise ValueError(f"relative drop undefined: the step-0 value is {base}")
     return [1.0 - value / base for value in values]
 
 
@@ -92,7 +92,11 @@ def separability(forget: Sequence[float], retain: Sequence[float]) -> dict[str, 
 def summarize(
     trajectory: Sequence[Mapping], metrics: Sequence[str] = ACCURACY_METRICS
 ) -> dict[str, dict[str, float]]:
-    """{metric: {"sa", "mdd", "f_at_r5"}} from a results-schema trajectory (step order)."""
+    """{metric: {"sa", "mdd", "f_at_r5"}} from a results-schema trajectory (step order).
+
+    A metric whose step-0 value is 0 (or not a number) has no relative drop: its numbers are None and
+    `undefined` says why, so one degenerate metric does not cost a run its other results.
+    """
     summary = {}
     for metric in metrics:
         try:
@@ -103,7 +107,7 @@ def summarize(
         try:
             summary[metric] = separability(forget, retain)
         except ValueError as err:
-            raise ValueError(f"metric {metric!r}: {err}") from None
+            summary[metric] = {"sa": None, "mdd": None, "f_at_r5": None, "undefined": str(err)}
     return summary
 
 

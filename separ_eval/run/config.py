@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -62,6 +62,15 @@ class RunConfig:
         """The run's name (results file stem, run folder), known without loading the model."""
         target = target or self.load_target()
         return run_name(models.recorded_id(self.model), target.name, self.reverse, self.method.as_dict())
+
+
+def seeded(config: RunConfig, seed: int) -> RunConfig:
+    """The same run under another seed: for a `random` scoring the seed of the units it picks, otherwise the
+    seed of the data (which documents and windows are read)."""
+    method = config.method
+    uses_random = any(method.scoring_for(u) == "random" and method.fraction(u) > 0 for u in ("ff", "attn"))
+    field_name = "seed" if uses_random else "data_seed"
+    return replace(config, method=Method.from_dict({**method.model_dump(), field_name: seed}))
 
 
 def task_plan(spec: str, target) -> dict[str, list[str]]:

@@ -15,7 +15,7 @@ from .. import data, distributed, models
 from ..engine import arch, metrics, stats
 from ..engine.masks import model_signature
 from ..engine.method import Pruner
-from ..report import separability
+from ..report.assemble import document_counts, measured
 from ..report.schema import Results
 from ..report.store import write_results
 from .config import RunConfig, RunError, default_batch_size
@@ -82,6 +82,9 @@ class Run:
     def _open(self) -> list[dict]:
         """Create or resume the run folder; a resumed run gets its saved masks baked back in."""
         records = self.run_dir.open(self.config.identity(), write=distributed.is_main())
+        if distributed.is_main():
+            self.run_dir.write_layout({side: {"collect": blocks.collect.layout, "evaluate": blocks.evaluate.layout}
+                                       for side, blocks in (("forget", self.forget), ("retain", self.retain))})
         if records:
             last = records[-1]["step"]
             restored = self.run_dir.restore(self.model_map, model_signature(self.model),
@@ -110,14 +113,18 @@ class Run:
         return forget, retain
 
     def _evaluate(self, step: int) -> dict:
+        """Metrics of both sides, and the per-document counts they are the sums of."""
         started = time.perf_counter()
         callback = _tokens_callback(self.progress, "evaluate", step)
-        record = {}
+        record, per_document = {}, {}
         with self.pruner.fast_forward():
             for side, blocks in (("forget", self.forget), ("retain", self.retain)):
-                counts = metrics.evaluate(self.model, distributed.shard(blocks.evaluate), blocks.frequent,
-                                          batch_size=self.batch_size, progress=callback)
-                record[side] = counts.all_reduce().metrics()
+                counts = metrics.count_targets(self.model, distributed.shard(blocks.evaluate), blocks.frequent,
+                                               by="unit", batch_size=self.batch_size, progress=callback)
+                counts = distributed.all_reduce(counts)
+                record[side] = metrics.TokenCounts.from_tensor(counts.sum(dim=0)).metrics()
+                per_document[side] = document_counts(counts.tolist())
+        record["counts"] = per_document
         self.timing["eval_s"] += time.perf_counter() - started
         if self.tasks.due(step):
             started = time.perf_counter()
@@ -161,18 +168,14 @@ class Run:
         return results, path
 
     def results(self, records: list[dict]) -> Results:
-        trajectory = [{k: r[k] for k in ("step", "pruned", "forget", "retain", "tasks") if k in r} for r in records]
-        summary = separability.summarize(trajectory)
-        if any("tasks" in r for r in trajectory):
-            summary.update(separability.summarize_tasks([r for r in trajectory if "tasks" in r]))
+        documents = {"forget": self.forget.evaluate.documents, "retain": self.retain.evaluate.documents}
         return Results.model_validate({
             "schema": "separ-eval/results/v1",
             "model": self.info.as_dict(),
             "target": self.target.as_dict(),
             "method": self.config.method.as_dict(),
-            "data": {"forget": self.forget.corpus.identity(), "retain": self.retain.corpus.identity()},
-            "trajectory": trajectory,
-            "summary": summary,
+            "data": {"forget": self.forget.identity(), "retain": self.retain.identity()},
+            **measured(records, documents),
             "environment": environment(self.config.device),
             "timing": {k: round(v, 3) for k, v in self.timing.items()},
         })

@@ -14,11 +14,12 @@ from pathlib import Path
 from ..engine import edit, stats
 from ..engine.arch import ModelMap
 from ..engine.masks import Masks
-from ..io import append_log, atomic_write, read_log, write_json
+from ..io import append_log, atomic_write, read_log, write_json, write_lines
 from .config import RunError
 
 LOG_NAME = "log.jsonl"
 CONFIG_NAME = "config.json"
+BLOCKS_NAME = "blocks.jsonl"
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -75,6 +76,14 @@ class RunDir:
 
     def commit(self, record: dict) -> None:
         append_log(self.log_path, record)
+
+    def write_layout(self, layout: dict) -> None:
+        """`blocks.jsonl`: for every block of every side and phase, the documents and offsets of its windows."""
+        write_lines(self.root / BLOCKS_NAME, (
+            {"side": side, "phase": phase, "block": b, "windows": windows}
+            for side, phases in layout.items() for phase, blocks in phases.items()
+            for b, windows in enumerate(blocks)
+        ))
 
     def restore(self, model_map: ModelMap, signature: list[float], *, mean_offset: bool, last_step: int) -> Masks:
         """Replay saved masks step by step onto an unpruned model: reproduces the incremental baking exactly."""

@@ -1,0 +1,50 @@
+"""Write results/README.md from the results files in a folder: one leaderboard table per target.
+
+    python scripts/results_readme.py results > results/README.md
+
+Called by scripts/publish.sh; the numbers come from the files, never from this script.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+
+from separ_eval.engine.method import Method
+from separ_eval.report.leaderboard import leaderboard_rows
+from separ_eval.report.render import render
+from separ_eval.report.store import collect_results
+
+TARGET_TITLES = {"code": "Forget code, retain prose", "code-reversed": "Forget prose, retain code"}
+
+
+def main(directory: str) -> str:
+    found, bad = collect_results(directory)
+    if bad:
+        raise SystemExit(f"invalid results files: {', '.join(str(p) for p, _ in bad)}")
+    by_target = defaultdict(list)
+    for row in leaderboard_rows(found):
+        by_target[row["target"]].append(row)
+    m = Method()
+    lines = [
+        "# Published results",
+        "",
+        "Written by `scripts/publish.sh` from the results files in this folder (`separ-eval leaderboard results",
+        "--format md --target ...`); not edited by hand. Package defaults: "
+        f"{m.steps} steps of {m.ff_frac:g} of the units, {m.collect_tokens} collection / {m.eval_tokens} evaluation "
+        f"tokens per corpus in windows of {m.window} tokens (so each side reads about "
+        f"{m.collect_tokens // m.window} / {m.eval_tokens // m.window} documents), blocks of {m.block_len}, float32, CPU.",
+        "",
+        "A run's `±` is half its 95% bootstrap interval over evaluation documents (resampled jointly over steps);",
+        "`random` is run under 3 seeds and shown as one band: mean `±` standard deviation across seeds, and the",
+        "range. Forget / retain top1 are the unpruned model's and the last step's. A claim that one row beats",
+        "another holds only where their intervals (or bands) do not overlap.",
+        "",
+    ]
+    for target in sorted(by_target, key=lambda t: (t not in TARGET_TITLES, t)):
+        lines += [f"## {TARGET_TITLES.get(target, target)} (`{target}`)", "", render(by_target[target], "md").rstrip(), ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(main(sys.argv[1] if len(sys.argv) > 1 else "results"))
