@@ -80,3 +80,18 @@ def write_lines(path: Path, records) -> None:
             writer.write_all(records)
 
     atomic_write(path, write)
+
+
+def writable_folder(path, what: str = "--output") -> Path:
+    """`path` created if needed and probed with a real file: an OutputError now, not a traceback after the work."""
+    from .errors import OutputError
+
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".separ-eval-probe-"):
+            pass
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise OutputError(f"Cannot write to {what} {path}: {reason}. Choose a folder you can write to.") from None
+    return path

@@ -17,27 +17,35 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
 
+from .data.corpora import corpus_label
+from .errors import SeparEvalError
 from .resources import tasks_dir
 
 SIDES = ("forget", "retain")
 
 
-class TargetError(ValueError):
+class TargetError(SeparEvalError, ValueError):
     pass
 
 
 @dataclass(frozen=True)
 class Side:
-    corpus: str
+    corpus: str | dict  # anything data.load_corpus takes: a name, a path, or {train: ..., test: ...}
     tasks: list[str]
 
+    @property
+    def label(self) -> str:
+        """The corpus as results name it (local files by file name, never by absolute path)."""
+        return corpus_label(self.corpus)
+
     def as_dict(self) -> dict:
-        return {"corpus": self.corpus, "tasks": list(self.tasks)}
+        return {"corpus": self.label, "tasks": list(self.tasks)}
 
 
 @dataclass(frozen=True)
@@ -58,8 +66,8 @@ class Target:
         """The `target` block of a results file."""
         return {
             "name": self.name,
-            "forget": self.forget.corpus,
-            "retain": self.retain.corpus,
+            "forget": self.forget.label,
+            "retain": self.retain.label,
             "reversed": self.is_reversed,
         }
 
@@ -90,14 +98,27 @@ def _side(raw: dict, key: str, path: Path) -> Side:
     if not isinstance(value, dict):
         raise TargetError(f"Target file {path}: `{key}` must be a mapping with `corpus` and `tasks`, not {value!r}.")
     corpus = value.get("corpus")
-    if not isinstance(corpus, str) or not corpus:
-        raise TargetError(f"Target file {path}: `{key}.corpus` is missing; name a corpus (e.g. code, prose, or a file).")
+    if isinstance(corpus, dict):
+        corpus = {split: _beside(where, path) for split, where in corpus.items()} if "hub" not in corpus else corpus
+    elif isinstance(corpus, str) and corpus:
+        corpus = _beside(corpus, path)
+    else:
+        raise TargetError(f"Target file {path}: `{key}.corpus` is missing; name a corpus (e.g. code, prose, a file, "
+                          "or {train: FILE, test: FILE}).")
     tasks = value.get("tasks", [])
     if isinstance(tasks, str):
         tasks = [tasks]
     if not isinstance(tasks, list) or not all(isinstance(t, str) for t in tasks):
         raise TargetError(f"Target file {path}: `{key}.tasks` must be a list of lm-eval task or group names.")
     return Side(corpus=corpus, tasks=list(tasks))
+
+
+def _beside(where, path: Path):
+    """A relative corpus path is read next to the target file when it exists there (else as given)."""
+    if not isinstance(where, str) or os.path.isabs(where):
+        return where
+    candidate = path.parent / where
+    return str(candidate.resolve()) if candidate.exists() else where
 
 
 def parse_target(raw: dict, path: Path) -> Target:
@@ -118,12 +139,26 @@ def parse_target(raw: dict, path: Path) -> Target:
     )
 
 
+_TARGET_KEY = re.compile(r"^target\s*:", re.MULTILINE)
+
+
 def _read(path: Path) -> dict | None:
-    """The YAML mapping of a target file, or None when the file is not a target (no top-level `target`)."""
+    """The YAML mapping of a target file, or None when the file is not a target (no top-level `target`).
+
+    A file that does not parse is a task file's business (lm-eval's `!function` tags are not plain YAML),
+    unless it has a top-level `target:` key: then it is a broken target, and the error names its line.
+    """
+    text = path.read_text(encoding="utf-8")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError:
-        return None  # task YAML with !function tags etc.: not ours to judge
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        if not _TARGET_KEY.search(text):
+            return None
+        mark = getattr(error, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise TargetError(f"Target file {path}{where}: not valid YAML ({problem}). Fix the file, or move it out of "
+                          "the include path.") from None
     if isinstance(raw, dict) and "target" in raw:
         return raw
     return None

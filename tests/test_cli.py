@@ -1,6 +1,9 @@
 """The `separ-eval` command line: help, error messages, leaderboard, validate, export, sweep."""
 
 import json
+import os
+import subprocess
+import sys
 
 import click
 import pytest
@@ -282,7 +285,7 @@ def test_sweep_reports_a_failing_model_goes_on_and_skips_finished_ones(tiny, tmp
     assert "./nowhere failed: Invalid value for '--model': no such folder" in first.stderr
     assert "step 2/2 collect: 4,0" in first.stderr and "tok/s" in first.stderr  # progress, one line per phase
     [produced] = tmp_path.glob("*.json")
-    assert "separ-eval leaderboard" in first.stdout and tiny["model"][-20:] in first.stdout
+    assert "separ-eval leaderboard" in first.stdout and "│ m " in first.stdout  # a local model by its folder name
     before = produced.read_text()
     second = invoke(*args)
     assert "already done" in second.stderr and second.exit_code == 1
@@ -293,13 +296,13 @@ def test_sweep_reports_a_failing_model_goes_on_and_skips_finished_ones(tiny, tmp
 
 def test_max_memory_and_task_specs_are_parsed_by_lm_evals_parser():
     from separ_eval.cli.options import _parse_max_memory
-    from separ_eval.run.config import task_plan
+    from separ_eval.run.config import RunError, task_plan
 
     assert _parse_max_memory(None, None, "0=20GiB,1=20GiB,cpu=60GiB") == {0: "20GiB", 1: "20GiB", "cpu": "60GiB"}
     with pytest.raises(click.BadParameter, match="DEVICE=AMOUNT"):
         _parse_max_memory(None, None, "0=20GiB,cpu")
     assert task_plan("forget=a+b,retain=c", target=None) == {"forget": ["a", "b"], "retain": ["c"]}
-    with pytest.raises(ValueError, match="--tasks expects"):
+    with pytest.raises(RunError, match="--tasks expects"):
         task_plan("forget=a,middle=b", target=None)
     fails_cleanly(invoke("--prune-target", "code", "--max-memory", "cpu=1GiB"), 2, "--max-memory needs --device-map")
 
@@ -321,3 +324,82 @@ def test_seeds_run_once_per_seed_and_print_the_band(tiny, tmp_path):
     assert sorted(p.name.split("__")[-1] for p in (tmp_path / "abs").glob("*.json")) == \
         ["ff-abs-0.1x2-data1.json", "ff-abs-0.1x2.json"]  # other scorings: other documents per seed
     fails_cleanly(invoke(*common[:-2], "--seeds", "0,0"), 2, "distinct")
+
+
+# ---------------------------------------------------------------- refused before any work
+
+
+@pytest.fixture(scope="module")
+def bert_dir(tmp_path_factory):
+    """A tiny BertForMaskedLM checkpoint: an encoder, which AutoModelForCausalLM would still load."""
+    import transformers
+
+    directory = tmp_path_factory.mktemp("bert")
+    config = transformers.BertConfig(vocab_size=384, hidden_size=64, num_hidden_layers=1, num_attention_heads=4,
+                                     intermediate_size=96)
+    transformers.BertForMaskedLM(config).save_pretrained(directory)
+    tiny_tokenizer().save_pretrained(directory)
+    return directory
+
+
+def _no_weights_loaded(monkeypatch):
+    import transformers
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model's weights were loaded")
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", refuse)
+
+
+def test_an_encoder_only_model_is_refused_before_its_weights_load(bert_dir, monkeypatch, tmp_path):
+    _no_weights_loaded(monkeypatch)
+    result = invoke("--model", bert_dir, "--prune-target", "code", "--output", tmp_path)
+    fails_cleanly(result, 1, "is a bert model (BertForMaskedLM), not a causal decoder", "bidirectional encoder")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_an_encoder_only_model_prints_no_traceback_from_the_real_command(bert_dir, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "separ_eval", "--model", str(bert_dir), "--prune-target", "code",
+                           "--output", str(tmp_path)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert [line for line in done.stderr.splitlines() if line.strip()][-1].startswith("Error: ")
+    assert "bert" in done.stderr
+
+
+def test_an_unwritable_output_fails_before_the_model_loads(tiny, monkeypatch, tmp_path):
+    from separ_eval import models as models_module
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setattr(models_module, "load", lambda *a, **k: pytest.fail("the model was loaded"))
+    result = invoke("--model", tiny["model"], "--prune-target", "tiny", "--include-path", tiny["include"],
+                    "--output", blocker / "out")
+    fails_cleanly(result, 1, f"Cannot write to --output {blocker / 'out'}", "Not a directory", "writable")
+    assert [line for line in result.output.splitlines() if line.startswith("Error:")] == \
+        [result.output.strip().splitlines()[-1]]  # one line
+
+
+def test_a_target_yaml_that_does_not_parse_is_named_with_its_line(tiny, tmp_path):
+    (tmp_path / "broken.yaml").write_text("target: broken\nforget: {corpus: code, tasks: [separ_code]\nretain: prose\n")
+    (tmp_path / "task.yaml").write_text("task: fine\ncustom_dataset: !function utils.ppl_dataset\n")  # lm-eval's tags
+    result = invoke("--model", tiny["model"], "--prune-target", "broken", "--include-path", tmp_path)
+    fails_cleanly(result, 1, "broken.yaml, line 3", "not valid YAML")
+    listing = CliRunner().invoke(cli, ["targets", "--include-path", str(tmp_path)])
+    fails_cleanly(listing, 1, "broken.yaml, line 3")
+
+
+def test_debug_shows_the_traceback_and_bugs_keep_theirs(tiny, monkeypatch):
+    from separ_eval.models import ModelLoadError
+    from separ_eval.run import loop
+
+    debug = invoke("--model", "no-such-org/no-such-model", "--prune-target", "code", SEPAR_EVAL_DEBUG="1")
+    assert isinstance(debug.exception, ModelLoadError)  # raised, not turned into a message
+
+    def bug(self, *args, **kwargs):
+        raise ValueError("a programming error")
+
+    monkeypatch.setattr(loop.Run, "__init__", bug)
+    result = invoke("--model", tiny["model"], "--prune-target", "tiny", "--include-path", tiny["include"])
+    assert result.exit_code == 1 and isinstance(result.exception, ValueError)  # not a one-line "Error:"
+    assert "Error: a programming error" not in result.output

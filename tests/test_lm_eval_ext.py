@@ -356,3 +356,17 @@ def test_smollm2_code_pruning_hits_code_harder(tmp_path, request):
     print("  base:", json.dumps(base), "\n  pruned:", json.dumps(pruned))
     assert report["top1"][0] > report["top1"][1] + 0.1
     assert report["mc acc"][0] > report["mc acc"][1]
+
+
+def test_separ_refuses_an_encoder_as_the_cli_does(tmp_path):
+    import transformers
+
+    from separ_eval.models import ModelLoadError
+    from separ_eval.testing import tiny_tokenizer
+
+    config = transformers.RobertaConfig(vocab_size=384, hidden_size=64, num_hidden_layers=1, num_attention_heads=4,
+                                        intermediate_size=96)
+    transformers.RobertaForMaskedLM(config).save_pretrained(tmp_path)
+    tiny_tokenizer().save_pretrained(tmp_path)
+    with pytest.raises(ModelLoadError, match="roberta model \\(RobertaForMaskedLM\\), not a causal decoder"):
+        separ_model.SeparLM(pretrained=str(tmp_path))

@@ -403,3 +403,40 @@ def test_a_run_does_not_depend_on_the_order_of_documents_in_the_corpus_files(tin
     evaluated = {w["document"] for r in layout if r["side"] == "forget" and r["phase"] == "evaluate" for w in r["windows"]}
     assert evaluated == set(first["samples"]["forget"]["documents"])
     assert first["data"]["forget"]["eval_documents"] == len(evaluated)
+
+
+def test_corpora_with_their_own_splits_are_used_as_given(tiny, tmp_path):
+    """{train: FILE, test: FILE}: statistics come only from the train file, metrics only from the test file,
+    whatever the hash split would have said; results name the files, not where they lie."""
+    from separ_eval.data.corpora import _is_test
+    from separ_eval.data.sampling import document_id
+
+    folder = tmp_path / "own-splits"
+    folder.mkdir()
+    docs = {name: [json.loads(line)["text"] for line in (tiny["root"] / f"{name}.jsonl").read_text().splitlines()]
+            for name in ("code", "prose")}
+    ids = {}
+    for name, texts in docs.items():
+        for split, part in (("train", texts[:80]), ("test", texts[80:])):
+            (folder / f"{name}-{split}.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in part))
+            ids[name, split] = {document_id(t) for t in part}
+    (folder / "split.yaml").write_text(  # relative paths: read next to the target file
+        "target: split\nforget: {corpus: {train: code-train.jsonl, test: code-test.jsonl}}\n"
+        "retain: {corpus: {train: prose-train.jsonl, test: prose-test.jsonl}}\n")
+    cfg = RunConfig(**{**vars(config(tiny, tmp_path / "out", steps=1, attn_frac=0.0)), "target": "split",
+                       "include_paths": (str(folder),)})
+    obj, path = run(cfg, log=lambda message: None)
+    layout = [json.loads(line) for line in (run_dir(path) / "blocks.jsonl").read_text().splitlines()]
+    used = {}
+    for record in layout:
+        used.setdefault((record["side"], record["phase"]), set()).update(w["document"] for w in record["windows"])
+    for side, name in (("forget", "code"), ("retain", "prose")):
+        assert used[side, "collect"] <= ids[name, "train"] and used[side, "evaluate"] <= ids[name, "test"]
+        assert used[side, "collect"] and used[side, "evaluate"]
+    hash_test = {document_id(t) for t in docs["code"][:80] if _is_test(t)}
+    assert used["forget", "collect"] & hash_test  # the hash split would have held these out: it was not used
+    assert obj["data"]["forget"]["source"] == "local:train=code-train.jsonl,test=code-test.jsonl"
+    assert obj["data"]["forget"]["split"] == "given" and obj["target"]["forget"] == "train=code-train.jsonl,test=code-test.jsonl"
+    text = path.read_text()
+    assert str(tmp_path) not in text and '"/tmp' not in text  # no absolute path of this machine in the results
+    assert obj["model"]["id"] == "m" and path.name.startswith("m__split__")  # a local model by its folder name

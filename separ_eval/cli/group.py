@@ -14,6 +14,7 @@ import click
 from rich.console import Console
 
 from .. import __version__
+from ..errors import SeparEvalError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 DEFAULT_COMMAND = "run"
@@ -45,34 +46,19 @@ def wide_console() -> Console:
 # ---------------------------------------------------------------------------- errors
 
 
-def _known_errors() -> tuple[type[BaseException], ...]:
-    """Failures with a message meant for the user: shown without a traceback."""
-    from ..data import CorpusError
-    from ..engine.arch import ArchitectureError
-    from ..engine.masks import MaskError
-    from ..models import ModelLoadError
-    from ..report.schema import ResultsError
-    from ..run.config import RunError
-
-    # ValueError covers the rest: TargetError, SeparModelError, TaskError, and Method's own checks.
-    return (ArchitectureError, CorpusError, ModelLoadError, MaskError, RunError, ResultsError, FileExistsError,
-            ValueError)
-
-
 def message(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
 def friendly_errors(fn):
-    """Turn the package's known failures into click errors (exit 1, no traceback)."""
+    """A SeparEvalError becomes a click error (exit 1, its message, no traceback); anything else is a bug and
+    keeps its traceback. SEPAR_EVAL_DEBUG=1 shows the traceback of user errors too."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except click.ClickException:
-            raise
-        except _known_errors() as error:
+        except SeparEvalError as error:
             if os.environ.get("SEPAR_EVAL_DEBUG"):
                 raise
             raise click.ClickException(message(error)) from error

@@ -13,19 +13,7 @@ import sys
 
 import click
 
-
-def _user_errors() -> tuple[type[Exception], ...]:
-    """Errors whose message is the whole story (no traceback): bad input, named fix."""
-    from ..data import CorpusError
-    from ..engine.masks import MaskError
-    from ..engine.method import MethodError
-    from ..lm_eval_ext.model import SeparModelError
-    from ..lm_eval_ext.runner import TaskError
-    from ..lm_eval_ext.tasks import TaskDataError
-    from ..models import ModelLoadError
-    from ..targets import TargetError
-
-    return (SeparModelError, TaskError, TaskDataError, MethodError, TargetError, MaskError, CorpusError, ModelLoadError)
+from .group import friendly_errors
 
 
 def _yaml_include_path(args) -> str | None:
@@ -76,15 +64,13 @@ def run_lm_eval(argv: list[str]) -> None:
     short_help="Run lm-eval with the `separ` model and the separ-eval tasks.",
 )
 @click.pass_context
+@friendly_errors
 def lm_eval_command(ctx: click.Context) -> None:
     """lm-eval's command line, e.g.
 
     separ-eval lm-eval --model separ --model_args pretrained=smollm2-135m,masks=DIR --tasks separ_code --device cpu
     """
-    try:
-        run_lm_eval(list(ctx.args))
-    except _user_errors() as error:
-        raise click.ClickException(str(error)) from error
+    run_lm_eval(list(ctx.args))
 
 
 # ---------------------------------------------------------------------------- targets
@@ -93,23 +79,21 @@ def lm_eval_command(ctx: click.Context) -> None:
 @click.command("targets", short_help="List the prune targets (forget / retain corpora and tasks).")
 @click.option("--include-path", "include_path", multiple=True, type=click.Path(exists=True),
               help="Another directory (or file) of target YAML; repeatable.")
+@friendly_errors
 def targets_command(include_path: tuple[str, ...]) -> None:
     """The targets `--prune-target` and `prune_target=` accept."""
     from rich.console import Console
     from rich.table import Table
 
-    from ..targets import TargetError, available_targets
+    from ..targets import available_targets
 
-    try:
-        targets = available_targets(include_path)
-    except TargetError as error:
-        raise click.ClickException(str(error)) from error
+    targets = available_targets(include_path)
     table = Table(title="separ-eval targets")
     for column in ("target", "forget (corpus: tasks)", "retain (corpus: tasks)", "description"):
         table.add_column(column)
     for name, target in sorted(targets.items()):
         label = name + (f" ({', '.join(target.aliases)})" if target.aliases else "")
-        sides = [f"{s.corpus}: {', '.join(s.tasks) or '-'}" for s in (target.forget, target.retain)]
+        sides = [f"{s.label}: {', '.join(s.tasks) or '-'}" for s in (target.forget, target.retain)]
         table.add_row(label, *sides, target.description)
     Console().print(table)
 
@@ -123,6 +107,7 @@ def targets_command(include_path: tuple[str, ...]) -> None:
 @click.option("--check", is_flag=True, help="Build every task and group with lm-eval and run it on a dummy model.")
 @click.option("--hub", is_flag=True, help="With --check, also check the hub-backed ones (needs network).")
 @click.option("--limit", default=2, show_default=True, help="Documents per task for --check.")
+@friendly_errors
 def tasks_command(include_path: tuple[str, ...], check: bool, hub: bool, limit: int) -> None:
     """The package's tasks and groups (and those in --include-path), ready for `separ-eval lm-eval --tasks`."""
     from rich.console import Console

@@ -105,6 +105,9 @@ def _run_options() -> list:
                           "on a checkpoint exported at each task step (backend-agnostic tasks only)."),
         click.option("--backend-args", default=r.backend_args, metavar="k=v,...",
                      help="Extra model_args of the hf / vllm backend, e.g. tensor_parallel_size=2,data_parallel_size=2."),
+        click.option("--model-id", default=None, metavar="NAME",
+                     help="The name results record the model under.  [default: the embedded model's id, a local "
+                          "folder's name, or the hub id]"),
         click.option("--revision", default=r.revision, help="Hub revision (branch, tag or commit) of the model."),
         click.option("--trust-remote-code", is_flag=True, help="Allow a hub model's own Python code to run."),
     ]

@@ -10,6 +10,7 @@ import click
 from rich.console import Console
 from rich.text import Text
 
+from ..errors import SeparEvalError
 from ..run.config import RunConfig
 from .display import RunDisplay
 from .group import CONTEXT, DEFAULT_MODEL, cli, friendly_errors, message, stderr, stdout, wide_console
@@ -123,6 +124,8 @@ def sweep(models, **options):
         except Exception as error:  # one model's failure must not end the sweep
             if os.environ.get("SEPAR_EVAL_DEBUG"):
                 raise
+            if not isinstance(error, (SeparEvalError, click.ClickException)):  # a bug: keep its traceback
+                err.print_exception()
             text = error.format_message() if isinstance(error, click.ClickException) else message(error)
             failed.append((name, text))
             err.print(Text(f"{name} failed: {text}", style="red"))

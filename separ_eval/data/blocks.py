@@ -96,7 +96,7 @@ def pack_windows(tokenizer, windows: list[Window], block_len: int) -> Blocks:
     prefix = tokenizer("", add_special_tokens=True)["input_ids"]  # what the model expects to start with
     room = block_len - len(prefix)
     if room <= 1:
-        raise ValueError(f"block_len {block_len} is too short.")
+        raise CorpusError(f"block_len {block_len} is too short for the tokenizer's prefix of {len(prefix)} tokens.")
     documents = list(dict.fromkeys(w.document for w in windows))
     index = {doc: i for i, doc in enumerate(documents)}
     separator = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []

@@ -50,9 +50,9 @@ def sample_windows(tokenizer, documents: list[str], n_tokens: int, window: int, 
                    what: str = "corpus") -> list[Window]:
     """Windows holding `n_tokens` tokens in all (the last one cut to fit), drawn as the module docstring says."""
     if n_tokens <= 0:
-        raise ValueError(f"The number of tokens must be positive, got {n_tokens}.")
+        raise CorpusError(f"The number of tokens must be positive, got {n_tokens}.")
     if window < 2:
-        raise ValueError(f"A window must hold at least 2 tokens, got {window}.")
+        raise CorpusError(f"A window must hold at least 2 tokens, got {window}.")
     unique = {document_id(text): text for text in documents}  # an exact duplicate is one document
     order = sorted(unique, key=lambda doc: (_key(seed, doc), doc))
     tokens: dict[str, list[int]] = {}

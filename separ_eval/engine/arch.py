@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..errors import SeparEvalError
+
 try:  # GPT-2 style models store projections as Conv1D (weight is in x out).
     from transformers.pytorch_utils import Conv1D
 except ImportError:  # pragma: no cover - very old transformers
@@ -33,7 +35,7 @@ ATTN_OUT_NAMES = ("o_proj", "out_proj", "c_proj", "dense", "wo")
 OVERRIDES: dict[str, dict[str, str]] = {}
 
 
-class ArchitectureError(ValueError):
+class ArchitectureError(SeparEvalError, ValueError):
     """The model could not be mapped; the message says what is missing and how to override."""
 
 

@@ -18,13 +18,14 @@ from accelerate.utils import align_module_device, has_offloaded_params
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ..errors import SeparEvalError
 from ..io import atomic_write
 from .arch import UNIT_TYPES, ModelMap
 
 MASKS_FORMAT = "separ-eval/masks/v1"
 
 
-class MaskError(ValueError):
+class MaskError(SeparEvalError, ValueError):
     pass
 
 

@@ -16,6 +16,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .. import distributed
+from ..errors import SeparEvalError
 from ..data import Budget, CorpusBlocks
 from . import edit, forward, scoring, stats
 from .arch import ModelMap
@@ -24,7 +25,7 @@ from .masks import Masks
 ATTN_UNITS = ("neuron", "head")
 
 
-class MethodError(ValueError):
+class MethodError(SeparEvalError, ValueError):
     """Settings that do not make a method; the message names the setting."""
 
 

@@ -26,6 +26,7 @@ from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
 from .. import data, models
+from ..errors import SeparEvalError
 from ..engine import arch, edit
 from ..engine.masks import Masks, MaskError, model_signature
 from ..engine.method import Method, MethodError
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 PRUNING_ARGS = set(Method.model_fields) - {"eval_tokens"}
 
 
-class SeparModelError(ValueError):
+class SeparModelError(SeparEvalError, ValueError):
     """Bad `separ` model_args; the message names the fix."""
 
 
@@ -131,6 +132,11 @@ class SeparLM(HFLM):
             target = load_target(prune_target, include_paths=[targets_path] if targets_path else ())
             if reverse:
                 target = target.reversed()
+        if not in_memory:  # an encoder or encoder-decoder is refused before its weights load
+            path = models.resolve(pretrained)
+            models.check_causal_decoder(models.load_config(pretrained, path, revision=kwargs.get("revision"),
+                                                           trust_remote_code=bool(kwargs.get("trust_remote_code"))),
+                                        pretrained)
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.pretrained_name = pretrained if not in_memory else getattr(pretrained, "name_or_path", "in-memory")

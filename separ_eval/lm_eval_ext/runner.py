@@ -6,11 +6,12 @@ from __future__ import annotations
 import importlib.util
 
 from ..engine import arch
+from ..errors import SeparEvalError
 from ..resources import tasks_dir
 from .tasks import REQUEST_TYPE
 
 
-class TaskError(ValueError):
+class TaskError(SeparEvalError, ValueError):
     """An unknown task or backend; the message names the fix."""
 
 

@@ -26,6 +26,7 @@ from lm_eval.api.task import ConfigurableTask
 from ..data import document_id, load_corpus
 from ..engine.metrics import TokenCounts
 from ..engine.method import Method
+from ..errors import SeparEvalError
 from ..resources import tasks_dir
 
 REQUEST_TYPE = "token_metrics"
@@ -34,7 +35,7 @@ PPL_DOCS = 32  # test documents of a perplexity task
 PPL_CHARS = 2000  # each cut to about this many characters (at a line end)
 
 
-class TaskDataError(ValueError):
+class TaskDataError(SeparEvalError, ValueError):
     """A task's corpus cannot give it documents; the message names the fix."""
 
 

@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ..errors import SeparEvalError
 from . import consistency
 
 SCHEMA = "separ-eval/results/v1"
@@ -27,7 +28,7 @@ Name = Annotated[str, Field(min_length=1)]
 Count = Annotated[int, Field(ge=0)]
 
 
-class ResultsError(Exception):
+class ResultsError(SeparEvalError):
     """A results file that cannot be read or breaks the schema."""
 
     def __init__(self, path, problems: list[str]):

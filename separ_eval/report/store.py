@@ -7,7 +7,12 @@ from pathlib import Path
 
 from ..io import write_json
 from .naming import results_name
+from ..errors import SeparEvalError
 from .schema import Results, ResultsError, SchemaProblems, parse
+
+
+class ResultsClashError(SeparEvalError, FileExistsError):
+    """The results file name is taken by another run (or by a file that is not a results file)."""
 
 
 def load_results(path) -> Results:
@@ -34,7 +39,7 @@ def _same_run(a: Results, b: Results) -> bool:
 def write_results(results: Results | dict, directory) -> Path:
     """Validate and write atomically; re-running the same run replaces its file.
 
-    Raises ResultsError for an invalid object and FileExistsError if the file name
+    Raises ResultsError for an invalid object and ResultsClashError if the file name
     is taken by a different run (or by something that is not a results file).
     """
     directory = Path(directory)
@@ -48,10 +53,12 @@ def write_results(results: Results | dict, directory) -> Path:
         try:
             existing = load_results(path)
         except ResultsError as err:
-            raise FileExistsError(f"{path} exists and is not a valid results file; not overwriting it") from err
+            raise ResultsClashError(f"{path} exists and is not a valid results file; not overwriting it: move it "
+                                    "away, or choose another --output.") from err
         if not _same_run(existing, results):
-            raise FileExistsError(
-                f"{path} holds a different run (model, target or method differ); not overwriting it"
+            raise ResultsClashError(
+                f"{path} holds a different run (model, target or method differ); not overwriting it: choose "
+                "another --output."
             )
     directory.mkdir(parents=True, exist_ok=True)
     write_json(path, results.to_dict(), sync=True)

@@ -7,17 +7,19 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from .. import models
+from ..errors import SeparEvalError
 from ..engine.method import Method
 from ..report.naming import run_name
 
 
-class RunError(RuntimeError):
+class RunError(SeparEvalError, RuntimeError):
     pass
 
 
 @dataclass
 class RunConfig:
     model: str = "smollm2-135m"
+    model_id: str | None = None  # the name results record the model under (default: see models.recorded_id)
     target: str = "code"
     reverse: bool = False
     method: Method = field(default_factory=Method)
@@ -61,7 +63,7 @@ class RunConfig:
     def name(self, target=None) -> str:
         """The run's name (results file stem, run folder), known without loading the model."""
         target = target or self.load_target()
-        return run_name(models.recorded_id(self.model), target.name, self.reverse, self.method.as_dict())
+        return run_name(models.recorded_id(self.model, self.model_id), target.name, self.reverse, self.method.as_dict())
 
 
 def seeded(config: RunConfig, seed: int) -> RunConfig:
@@ -83,7 +85,7 @@ def task_plan(spec: str, target) -> dict[str, list[str]]:
 
     sides = simple_parse_args_string(spec)
     if not set(sides) <= {"forget", "retain"} or not all(isinstance(v, str) and v for v in sides.values()):
-        raise ValueError(f"--tasks expects 'none', 'target' or 'forget=a+b,retain=c', got {spec!r}.")
+        raise RunError(f"--tasks expects 'none', 'target' or 'forget=a+b,retain=c', got {spec!r}.")
     return {side: [n for n in names.split("+") if n] for side, names in sides.items()}
 
 
@@ -96,7 +98,7 @@ def task_steps(spec: str, steps: int) -> set[int]:
     try:
         return {int(s) for s in spec.split(",")}
     except ValueError as error:
-        raise ValueError(f"--task-steps expects 'ends', 'all' or a list like '0,2,5', got {spec!r}.") from error
+        raise RunError(f"--task-steps expects 'ends', 'all' or a list like '0,2,5', got {spec!r}.") from error
 
 
 def default_batch_size(device) -> int:

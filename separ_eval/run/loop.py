@@ -15,6 +15,7 @@ from .. import data, distributed, models
 from ..engine import arch, metrics, stats
 from ..engine.masks import model_signature
 from ..engine.method import Pruner
+from ..io import writable_folder
 from ..report.assemble import document_counts, measured
 from ..report.schema import Results
 from ..report.store import write_results
@@ -47,6 +48,7 @@ class Run:
         self.tasks = TaskRunner(config, self.target, log)
         # Named before loading anything, so a clash with another run in this folder is refused at once.
         self.name = config.name(self.target)
+        writable_folder(config.output)  # now, not after the model has loaded
         self.run_dir = RunDir(Path(config.output) / "runs" / self.name)
         self.run_dir.check_identity(config.identity())
         self.timing = {"load_s": 0.0, "prepare_s": 0.0, "collect_s": 0.0, "prune_s": 0.0, "eval_s": 0.0, "tasks_s": 0.0}
@@ -59,7 +61,7 @@ class Run:
         self.model, self.tokenizer, self.info = models.load(
             config.model, device=device, dtype=config.dtype, revision=config.revision,
             trust_remote_code=config.trust_remote_code, device_map=config.device_map, max_memory=config.max_memory,
-            offload_folder=self.run_dir.offload_dir,
+            offload_folder=self.run_dir.offload_dir, model_id=config.model_id,
         )
         self.model_map = arch.map_model(self.model)
         self.batch_size = config.batch_size or default_batch_size(arch.input_device(self.model))
