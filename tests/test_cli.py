@@ -198,7 +198,8 @@ def test_leaderboard_warns_about_bad_files_and_renders_the_rest(results_dir, tmp
     out = tmp_path / "board.html"
     assert invoke("leaderboard", results_dir, "--format", "html", "--out", out).exit_code == 0
     html = out.read_text()
-    assert html.startswith("<!DOCTYPE html>") and html.count("<tr>") == 3
+    assert html.startswith("<!DOCTYPE html>") and html.count('<tr class="run"') == 2  # one row per valid file
+    assert "http://" not in html.replace("http://www.w3.org/2000/svg", "") and "https://" not in html  # offline
 
 
 def test_leaderboard_without_valid_results(tmp_path):

@@ -265,10 +265,13 @@ def test_render_formats_contain_the_numbers():
                          "0.500 → 0.500", "0.750"]
     assert "org/&lt;b&gt;weak&lt;/b&gt;" in md
 
-    page = render(rows, "html")
-    assert page.startswith("<!DOCTYPE html>")
-    assert "<td>0.525</td>" in page and "<td>0.750</td>" in page
+    from separ_eval.report.page import render_page
+
+    page = render_page([(Path(f"{i}.json"), parse(obj)) for i, obj in enumerate(_two_runs())])
+    assert page.startswith("<!DOCTYPE html>") and page.count('<tr class="run"') == 2
+    assert 'data-value="0.525' in page and ">0.750</td>" in page
     assert "org/&lt;b&gt;weak&lt;/b&gt;" in page and "<b>weak" not in page
+    assert page.count('<path class="curve"') == 2  # one chart (target code, ff-abs), one curve per model
 
     assert json.loads(render(rows, "json")) == json.loads(json.dumps(rows))
 

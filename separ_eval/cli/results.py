@@ -38,7 +38,14 @@ def leaderboard(directory, fmt, out, targets):
     rows = [row for row in leaderboard_rows(found) if not targets or row["target"] in targets]
     if not rows:
         raise click.ClickException(f"No results for target(s) {', '.join(targets)} in {directory}.")
-    rendered = render(rows, fmt)
+    if fmt == "html":  # the page: every run, seed bands, curves per target, each run's detail
+        from ..report.naming import target_tag
+        from ..report.page import render_page
+
+        rendered = render_page([(p, r) for p, r in found
+                                if not targets or target_tag(r.target.name, r.target.reversed) in targets])
+    else:
+        rendered = render(rows, fmt)
     if fmt == "table":
         if out:
             with open(out, "w", encoding="utf-8") as handle:

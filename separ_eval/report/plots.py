@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +19,13 @@ from .separability import ACCURACY_METRICS, relative_drops, separability_area
 def plot_trajectory(results: Results, path, metrics: Sequence[str] = ACCURACY_METRICS) -> Path:
     """Write a PNG of dF against dR per metric; above the dashed diagonal is separation."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(trajectory_png(results, metrics))
+    return path
+
+
+def trajectory_png(results: Results, metrics: Sequence[str] = ACCURACY_METRICS, dpi: int = 100) -> bytes:
+    """The trajectory plot as PNG bytes (one panel per metric, ±1 standard error on every step)."""
     trajectory = results.trajectory
     columns = 2 if len(metrics) > 1 else 1
     rows = -(-len(metrics) // columns)
@@ -64,7 +72,7 @@ def plot_trajectory(results: Results, path, metrics: Sequence[str] = ACCURACY_ME
     figure.suptitle(
         f"{results.model.id} · {target_tag(target.name, target.reversed)} · {method_tag(results.method.model_dump())}"
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png", dpi=100)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
     figure.clear()  # frees the artists now; the figure was never registered with pyplot
-    return path
+    return buffer.getvalue()

@@ -9,7 +9,7 @@ from rich.text import Text
 
 from .schema import Results
 
-RENDER_FORMATS = ("table", "md", "json", "html")
+RENDER_FORMATS = ("table", "md", "json")  # the HTML page is report.page
 
 
 def _params(n: int) -> str:
@@ -65,23 +65,6 @@ def _markdown(rows: list[dict]) -> str:
     return writer.dumps()
 
 
-def _html(rows: list[dict]) -> str:
-    head = "".join(f"<th>{html.escape(header)}</th>" for header, _, _ in COLUMNS)
-    body = "\n".join(
-        "<tr>" + "".join(f"<td>{html.escape(show(row))}</td>" for _, show, _ in COLUMNS) + "</tr>" for row in rows
-    )
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        "<title>separ-eval leaderboard</title>\n<style>\n"
-        "body{font-family:system-ui,sans-serif;margin:2em}"
-        "table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:.3em .6em}"
-        "th{background:#f3f3f3}td{font-variant-numeric:tabular-nums}\n"
-        "</style>\n</head>\n<body>\n<h1>separ-eval leaderboard</h1>\n"
-        f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>\n"
-        "</body>\n</html>\n"
-    )
-
-
 def _rich_table(rows: list[dict]) -> Table:
     table = Table(title="separ-eval leaderboard (± half the 95% interval; seed bands: ± sd, range)")
     for header, _, numeric in COLUMNS:
@@ -93,15 +76,13 @@ def _rich_table(rows: list[dict]) -> Table:
 
 
 def render(rows: list[dict], fmt: str):
-    """'table' gives a rich Table (print it with a rich Console); md/json/html give strings."""
+    """'table' gives a rich Table (print it with a rich Console); md and json give strings."""
     if fmt == "table":
         return _rich_table(rows)
     if fmt == "md":
         return _markdown(rows)
     if fmt == "json":
         return json.dumps(rows, indent=2)
-    if fmt == "html":
-        return _html(rows)
     raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(RENDER_FORMATS)}")
 
 
