@@ -145,11 +145,14 @@ def test_statistics_merge_by_addition_and_match_direct(family_model):
         stats.collect(model, model_map, Blocks(blocks.input_ids[2:], blocks.attention_mask[2:]), batch_size=2)
     direct = _direct_stats(model, model_map, blocks)
     assert whole.tokens() == int(blocks.attention_mask.sum())
+    forward = len(stats.STAT_NAMES) - len(stats.GRADIENT_STATS)  # gradient sums are asked for by name only
+    assert stats.STAT_NAMES[forward:] == stats.GRADIENT_STATS
     for unit in arch.UNIT_TYPES:
         assert whole.sums[unit].dtype == torch.float64
-        torch.testing.assert_close(whole.sums[unit], split.sums[unit], rtol=1e-6, atol=1e-6)
-        torch.testing.assert_close(whole.sums[unit], halves.sums[unit], rtol=1e-6, atol=1e-6)
-        torch.testing.assert_close(whole.sums[unit], direct[unit], rtol=1e-5, atol=1e-5)
+        assert bool(torch.isnan(whole.sums[unit][forward:]).all())  # not collected: reading them fails
+        torch.testing.assert_close(whole.sums[unit][:forward], split.sums[unit][:forward], rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(whole.sums[unit][:forward], halves.sums[unit][:forward], rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(whole.sums[unit][:forward], direct[unit], rtol=1e-5, atol=1e-5)
 
 
 def test_collection_never_runs_the_lm_head():
@@ -180,7 +183,7 @@ def test_collecting_one_unit_type_hooks_only_it_and_gives_the_same_sums():
             stats.StatsCollector._hook = original
         assert set(hooked) == {unit} and len(hooked) == model_map.n_layers
         assert list(one.sums) == [unit]
-        assert torch.equal(one.sums[unit], both.sums[unit])  # bit for bit
+        assert torch.equal(one.sums[unit].nan_to_num(-1), both.sums[unit].nan_to_num(-1))  # bit for bit; NaN: not collected
     with pytest.raises(ValueError, match="Unknown unit types"):
         stats.collect(model, model_map, _blocks(), units=("mlp",))
 
@@ -380,14 +383,15 @@ def test_compacted_model_skips_removed_ff_neurons_with_the_same_outputs(family_m
             assert not bool(masks["ff"][layer][~torch.isin(torch.arange(model_map.d_mlp), kept[layer])].logical_not().any())
     valid = blocks.attention_mask.bool()
     torch.testing.assert_close(compacted_logits[valid], baked[valid], atol=1e-5, rtol=0)
-    sums, reference = compacted_stats.sums["ff"], full_stats.sums["ff"]
+    forward_rows = slice(1, len(stats.STAT_NAMES) - len(stats.GRADIENT_STATS))  # the sums collected by default
+    sums, reference = compacted_stats.sums["ff"][forward_rows], full_stats.sums["ff"][forward_rows]
     removed = masks["ff"]
-    assert torch.equal(sums[0], reference[0])  # token counts for every neuron
-    torch.testing.assert_close(sums[1:][:, ~removed], reference[1:][:, ~removed], rtol=1e-5, atol=1e-6)
+    assert torch.equal(compacted_stats.sums["ff"][0], full_stats.sums["ff"][0])  # token counts for every neuron
+    torch.testing.assert_close(sums[:, ~removed], reference[:, ~removed], rtol=1e-5, atol=1e-6)
     if kept:
         computed = torch.stack([torch.isin(torch.arange(model_map.d_mlp), kept[layer]) for layer in range(model_map.n_layers)])
         assert bool((removed & ~computed).any())
-        assert bool((sums[1:][:, removed & ~computed] == 0).all())  # removed neurons: nothing was computed
+        assert bool((sums[:, removed & ~computed] == 0).all())  # removed neurons: nothing was computed
     assert {name: p for name, p in model.named_parameters()} == weights  # the very same tensors
     assert all(p is weights[name] for name, p in model.named_parameters())
     assert torch.equal(_logits(model, blocks), baked)
@@ -463,3 +467,137 @@ def test_collecting_only_the_sums_a_scoring_needs_gives_the_same_scores():
                 some.get(unit, missing)
     with pytest.raises(ValueError, match="Unknown statistics"):
         stats.collect(model, model_map, _blocks(), names={"ff": ("sum_cubed",)})
+
+
+# ------------------------------------------------------------------ scorings that weigh what removal costs
+
+
+def _scored_loss(model, blocks, replace=None):
+    """Summed next-token loss of the scored targets, the plain way (full logits); `replace(unit, layer, x)` may
+    change a projection's input."""
+    handles = []
+    if replace is not None:
+        model_map = arch.map_model(model)
+        for unit in arch.UNIT_TYPES:
+            for layer in range(model_map.n_layers):
+                handles.append(model_map.projection(unit, layer).register_forward_pre_hook(
+                    lambda module, args, unit=unit, layer=layer: (replace(unit, layer, args[0]), *args[1:])))
+    try:
+        logits = model(input_ids=blocks.input_ids, attention_mask=blocks.attention_mask).logits
+    finally:
+        for handle in handles:
+            handle.remove()
+    scored, _ = blocks.targets(0, len(blocks))
+    return torch.nn.functional.cross_entropy(logits[:, :-1][scored], blocks.input_ids[:, 1:][scored], reduction="sum")
+
+
+NEEDED_FOR_ATTRIB = {u: scoring.NEEDS["attrib"] for u in arch.UNIT_TYPES}
+
+
+def test_attribution_is_the_loss_change_to_first_order_and_no_weight_gets_a_gradient():
+    model = tiny_model("gpt2", dtype=torch.float64)  # LayerNorm in float64 (Llama's RMSNorm runs in float32)
+    model_map = arch.map_model(model)
+    blocks = _blocks(n=2, length=24)
+    before = {name: p.requires_grad for name, p in model.named_parameters()}
+    collected = stats.collect(model, model_map, blocks, batch_size=2, names=NEEDED_FOR_ATTRIB)
+    assert all(p.grad is None for p in model.parameters())  # the backward pass reached activations only
+    assert {name: p.requires_grad for name, p in model.named_parameters()} == before
+    count = collected.get("ff", "count")[0, 0]
+    attribution = scoring.attribution(collected, 0.0, "ff")  # zero ablation: what --offset zero does
+    with torch.no_grad():
+        base = _scored_loss(model, blocks)
+    for layer, neuron in ((0, 3), (1, 17), (1, 60)):
+        def nudged(epsilon):
+            def replace(unit, at, x):
+                if unit != "ff" or at != layer:
+                    return x
+                x = x.clone()
+                x[..., neuron] += epsilon * (0.0 - x[..., neuron])
+                return x
+            with torch.no_grad():
+                return _scored_loss(model, blocks, replace)
+        derivative = (nudged(1e-6) - base) / (1e-6 * count)
+        assert float(attribution[layer, neuron]) == pytest.approx(float(derivative), rel=1e-3)
+
+
+def test_attribution_equals_a_direct_computation_with_full_logits():
+    model = tiny_model("llama", dtype=torch.float64)
+    model_map = arch.map_model(model)
+    blocks = _blocks(n=3, length=20)
+    collected = stats.collect(model, model_map, blocks, batch_size=2, names=NEEDED_FOR_ATTRIB)
+    kept = {}
+
+    def keep(unit, layer, x):
+        x.retain_grad()
+        kept[unit, layer] = x
+        return x
+
+    model.requires_grad_(False)
+    embeddings = model.get_input_embeddings().register_forward_hook(lambda m, i, out: out.requires_grad_(True))
+    _scored_loss(model, blocks, keep).backward()
+    embeddings.remove()
+    model.requires_grad_(True)
+    valid = blocks.attention_mask.bool()
+    for unit in arch.UNIT_TYPES:
+        grads = torch.stack([kept[unit, layer].grad[valid] for layer in range(model_map.n_layers)])  # (L, tokens, W)
+        acts = torch.stack([kept[unit, layer].detach()[valid] for layer in range(model_map.n_layers)])
+        retain_mean = acts.mean(dim=1)  # the same blocks on both sides: mean ablation uses their mean
+        direct = ((retain_mean[:, None] - acts) * grads).sum(dim=1) / valid.sum()
+        torch.testing.assert_close(scoring.attribution(collected, collected.mean(unit, "sum"), unit), direct,
+                                   rtol=1e-6, atol=1e-9)
+        context = scoring.Context(unit, mean_ablation=True, retain_weight=0.5)
+        expected = direct - 0.5 * direct.clamp_min(0)
+        torch.testing.assert_close(scoring.score("attrib", collected, collected, unit, context=context), expected,
+                                   rtol=1e-6, atol=1e-9)
+
+
+def _captured(model, model_map, blocks):
+    """Float64 activations (layer, tokens, width) of every unit type, the slow obvious way."""
+    kept = {u: [None] * model_map.n_layers for u in arch.UNIT_TYPES}
+    handles = [model_map.projection(u, l).register_forward_pre_hook(
+        lambda m, args, u=u, l=l: kept[u].__setitem__(l, args[0].detach().double()))
+        for u in arch.UNIT_TYPES for l in range(model_map.n_layers)]
+    with torch.no_grad():
+        arch.base_model(model)(input_ids=blocks.input_ids, attention_mask=blocks.attention_mask)
+    for handle in handles:
+        handle.remove()
+    valid = blocks.attention_mask.bool()
+    return {u: torch.stack([a[valid] for a in kept[u]]) for u in arch.UNIT_TYPES}
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_wanda_diff_and_centred_equal_direct_float64_computations(family):
+    model = tiny_model(family)
+    model_map = arch.map_model(model)
+    forget_blocks, retain_blocks = _blocks(seed=1), _blocks(seed=2)
+    names = {u: ("sum", "sum_sq", "sum_abs") for u in arch.UNIT_TYPES}
+    forget = stats.collect(model, model_map, forget_blocks, batch_size=2, names=names)
+    retain = stats.collect(model, model_map, retain_blocks, batch_size=2, names=names)
+    a_forget, a_retain = _captured(model, model_map, forget_blocks), _captured(model, model_map, retain_blocks)
+    for unit in arch.UNIT_TYPES:
+        columns = [model_map.projection(unit, l).weight.detach().double() for l in range(model_map.n_layers)]
+        norms = torch.stack([(w.t() if family == "gpt2" else w).norm(dim=0) for w in columns])  # Conv1D: (in, out)
+        torch.testing.assert_close(edit.output_weight_norms(model_map, unit), norms)
+        i_forget, i_retain = a_forget[unit].abs().mean(dim=1) * norms, a_retain[unit].abs().mean(dim=1) * norms
+        expected = i_forget / i_forget.sum() - 2.0 * i_retain / i_retain.sum()
+        context = scoring.Context(unit, weight_norms=norms, retain_weight=2.0)
+        torch.testing.assert_close(scoring.score("wanda-diff", forget, retain, unit, context=context), expected,
+                                   rtol=1e-5, atol=1e-9)
+        change = (a_forget[unit].var(dim=1, unbiased=False) +
+                  (a_forget[unit].mean(dim=1) - a_retain[unit].mean(dim=1)) ** 2).sqrt()
+        spread = a_retain[unit].std(dim=1, unbiased=False)
+        expected = change / (spread + scoring.EPS_RELATIVE * spread.mean())
+        torch.testing.assert_close(scoring.score("centred", forget, retain, unit, context=scoring.Context(unit)),
+                                   expected, rtol=1e-4, atol=1e-9)
+
+
+def test_joint_selection_ranks_both_unit_types_in_one_z_scored_pool():
+    scores = {"ff": torch.tensor([[1.0, 2.0, 3.0, 4.0]]), "attn": torch.tensor([[100.0, 101.0, 150.0, 102.0]])}
+    already = {u: torch.zeros_like(s, dtype=torch.bool) for u, s in scores.items()}
+    chosen = edit.select_joint(scores, already, 2)
+    # z-scores: ff 4.0 -> +1.16, attn 150 -> +1.49: one of each, although attention's raw scores are all larger
+    assert chosen["ff"].tolist() == [[False, False, False, True]]
+    assert chosen["attn"].tolist() == [[False, False, True, False]]
+    already["attn"][0, 2] = True
+    again = edit.select_joint(scores, already, 3)
+    assert int(again["ff"].sum() + again["attn"].sum()) == 3 and not bool(again["attn"][0, 2])

@@ -440,3 +440,71 @@ def test_corpora_with_their_own_splits_are_used_as_given(tiny, tmp_path):
     text = path.read_text()
     assert str(tmp_path) not in text and '"/tmp' not in text  # no absolute path of this machine in the results
     assert obj["model"]["id"] == "m" and path.name.startswith("m__split__")  # a local model by its folder name
+
+
+# ---------------------------------------------------------------- compare
+
+
+def test_compare_shares_step_0_and_the_first_statistics_and_gives_the_runs_alone(tiny, tmp_path, monkeypatch):
+    """Scorings under the same data: step 0 is evaluated once and the unpruned model's statistics collected once
+    (the union of what they read); each scoring's run is the run it would be alone; compare.json pairs them."""
+    from separ_eval.run import compare as compare_module
+
+    collects, step0s = [], []
+    original_collect, original_evaluate = stats.collect, Run._evaluate
+    monkeypatch.setattr(stats, "collect", lambda *a, **k: (collects.append(k.get("names")), original_collect(*a, **k))[1])
+    monkeypatch.setattr(Run, "_evaluate", lambda self, step: (step0s.append(step) if step == 0 else None,
+                                                              original_evaluate(self, step))[1])
+    base = config(tiny, tmp_path, steps=2, attn_frac=0.0)
+    scorings = ["abs", "std", "attrib", "wanda-diff", "centred", "random"]
+    obj, folder = compare_module.compare(base, scorings, log=lambda message: None)
+    assert step0s == [0]  # one step-0 evaluation for six scorings
+    assert len(collects) == 2 + 2 * 5  # the shared first collection (2 sides), then step 2 of each but random
+    union = collects[0]["ff"]
+    assert {"sum_abs", "sum", "sum_sq", "sum_grad", "sum_act_grad"} <= set(union)  # what all of them read, once
+    saved = json.loads((folder / "compare.json").read_text())
+    assert saved == json.loads(json.dumps(obj)) and set(saved["scorings"]) == set(scorings)
+    assert (folder / "compare.png").stat().st_size > 5000
+    files = sorted(folder.glob("*.json"))
+    assert len(files) == 7  # six results files and compare.json
+    for name, entry in saved["scorings"].items():
+        assert schema.validate(json.loads((folder / entry["file"]).read_text())) == []
+        assert entry["sa_ci"][0] <= entry["sa"] <= entry["sa_ci"][1] or entry["sa"] is None
+    assert saved["scorings"]["abs"]["sa_diff_abs"] == 0 and saved["scorings"]["abs"]["sa_diff_abs_ci"] == [0.0, 0.0]
+    low, high = saved["scorings"]["attrib"]["sa_diff_abs_ci"]
+    assert low <= saved["scorings"]["attrib"]["sa_diff_abs"] <= high and saved["best_classical"] in ("abs", "std")
+    centred = json.loads((folder / saved["scorings"]["centred"]["file"]).read_text())
+    assert centred["method"]["offset"] == "mean"  # centred is meant to keep a removed unit's mean
+    first_steps = {json.dumps(json.loads((folder / e["file"]).read_text())["samples"]["forget"]["counts"][0])
+                   for e in saved["scorings"].values()}
+    assert len(first_steps) == 1  # the very same step 0 for all
+
+    for name in ("attrib", "abs"):  # alone, the same masks and numbers
+        method = Method(**{**TINY, "steps": 2, "attn_frac": 0.0, "ff_scoring": name})
+        alone, alone_path = run(RunConfig(**{**vars(base), "method": method, "output": str(tmp_path / f"alone-{name}")}),
+                                log=lambda message: None)
+        together = json.loads((folder / saved["scorings"][name]["file"]).read_text())
+        assert alone["trajectory"] == together["trajectory"]
+        for step in (1, 2):
+            a = Masks.load(run_dir(alone_path) / "masks" / f"step-{step:03d}").pruned["ff"]
+            b = Masks.load(folder / "runs" / saved["scorings"][name]["file"][:-5] / "masks" / f"step-{step:03d}").pruned["ff"]
+            assert torch.equal(a, b)
+
+    collects.clear()
+    again, _ = compare_module.compare(base, scorings, log=lambda message: None)  # resumes: nothing to compute
+    assert collects == [] and again["scorings"]["attrib"]["sa"] == obj["scorings"]["attrib"]["sa"]
+
+
+def test_compare_variants_are_other_schedules_or_joint_selection(tiny):
+    from separ_eval.run.compare import scoring_configs
+
+    base = config(tiny, "out", attn_frac=0.05, steps=4)
+    configs = scoring_configs(base, ["abs", "abs@0.025x8", "attrib+joint", "random"], seeds=(0, 1, 2))
+    assert list(configs) == ["abs", "abs@0.025x8", "attrib+joint", "random", "random-seed1", "random-seed2"]
+    finer = configs["abs@0.025x8"].method
+    assert (finer.ff_frac, finer.attn_frac, finer.steps) == (0.025, 0.025, 8)  # the same total: 20% of each type
+    joint = configs["attrib+joint"].method
+    assert joint.joint and joint.ff_scoring == joint.attn_scoring == "attrib"
+    assert len({cfg.name(base.load_target()) for cfg in configs.values()}) == len(configs)  # one run folder each
+    with pytest.raises(RunError, match="FRACTIONxSTEPS"):
+        scoring_configs(base, ["abs@fine"])

@@ -1,6 +1,6 @@
 """The `separ-eval` command line: one module per command family, wiring options to the layers below."""
 
-from . import export, results, run  # noqa: F401  (each registers its commands on the group)
+from . import compare, export, results, run  # noqa: F401  (each registers its commands on the group)
 from .group import cli
 
 

@@ -36,6 +36,47 @@ def select(scores: torch.Tensor, already: torch.Tensor, k: int) -> torch.Tensor:
     return chosen.reshape(already.shape)
 
 
+def select_joint(scores: dict[str, torch.Tensor], already: dict[str, torch.Tensor], k: int) -> dict[str, torch.Tensor]:
+    """The `k` best units of all types together, each type's scores z-scored over its unpruned units first
+    (so neither type wins by the scale of its statistic)."""
+    standard = {}
+    for unit, values in scores.items():
+        free = values[~already[unit]].double()
+        spread = free.std() if free.numel() > 1 else torch.tensor(1.0, dtype=torch.float64)
+        standard[unit] = (values.double() - free.mean()) / spread.clamp_min(torch.finfo(torch.float64).tiny)
+    units = list(standard)
+    flat = torch.cat([standard[u].flatten() for u in units])
+    pruned = torch.cat([already[u].flatten() for u in units])
+    chosen = select(flat, pruned, k)
+    out, at = {}, 0
+    for unit in units:
+        size = standard[unit].numel()
+        out[unit] = chosen[at : at + size].reshape(standard[unit].shape)
+        at += size
+    return out
+
+
+def output_weight_norms(model_map: ModelMap, unit: str) -> torch.Tensor:
+    """(L, width) float64: the norm of each unit's column of the output projection (what it writes)."""
+    norms = []
+    for layer in range(model_map.n_layers):
+        projection = model_map.projection(unit, layer)
+        with _readable(projection) as module:
+            weight = module.weight.detach()
+            columns = weight.t() if not isinstance(projection, nn.Linear) else weight  # Conv1D: (in, out)
+            norms.append(columns.double().norm(dim=0).cpu())
+    return torch.stack(norms)
+
+
+@contextmanager
+def _readable(module: nn.Module):
+    """The module with its real weights in place, also when accelerate offloaded them (meta device)."""
+    from accelerate.utils import align_module_device
+
+    with align_module_device(module, torch.device("cpu") if has_offloaded_params(module) else None):
+        yield module
+
+
 @contextmanager
 def _editable(module: nn.Module):
     """The module itself, or, when accelerate offloaded its weights (meta device), a stand-in holding real

@@ -34,12 +34,17 @@ def _one_line(error: ValidationError) -> str:
     for item in error.errors():
         where = ".".join(str(part) for part in item["loc"])
         field = Method.model_fields.get(where)
-        if field is not None and field.annotation is float and item["type"] != "missing":
+        fraction = field is not None and field.annotation is float and _le(field) == 1.0
+        if fraction and item["type"] != "missing":
             parts.append(f"{where} must be a fraction in [0, 1], got {item['input']!r}.")
         else:
             message = str(item["msg"]).removeprefix("Value error, ")
             parts.append(f"{where}: {message}" if where else message)
     return "; ".join(parts)
+
+
+def _le(field):
+    return next((m.le for m in field.metadata if hasattr(m, "le")), None)
 
 
 class Method(BaseModel):
@@ -68,6 +73,10 @@ class Method(BaseModel):
     data_seed: int = Field(0, ge=0, description="Seed of which documents and windows are read (the order is keyed "
                            "by content, never by file order).")
     seed: int = Field(0, ge=0, description="Seed of the random scoring.")
+    retain_weight: float = Field(1.0, ge=0.0, description="Lambda of the difference scorings (attrib, wanda-diff): "
+                                 "how much a unit's importance to the retain side counts against pruning it.")
+    joint: bool = Field(False, description="Rank FF and attention neurons in one pool (each type's scores z-scored) "
+                        "and prune the two fractions' total from it, instead of each type's fraction apart.")
 
     def __init__(self, **values):
         try:
@@ -103,6 +112,9 @@ class Method(BaseModel):
                 f"steps x fraction exceeds 1 ({self.steps} x {max(self.ff_frac, self.attn_frac)}): "
                 "lower --steps or the fraction."
             )
+        if self.joint and (self.attn_unit == "head" or not (self.ff_frac and self.attn_frac)):
+            raise ValueError("joint ranks FF and attention neurons together: give both --ff-frac and --attn-frac "
+                             "above 0, with --attn-unit neuron.")
         return self
 
     @classmethod
@@ -149,10 +161,12 @@ class Pruner:
     def units(self) -> list[str]:
         return [u for u in ("ff", "attn") if self.method.fraction(u) > 0]
 
-    def collect(self, blocks: CorpusBlocks, batch_size: int, progress=None) -> stats.UnitStats:
-        """Statistics of the pruned unit types over this rank's share of the train blocks, summed over all ranks."""
+    def collect(self, blocks: CorpusBlocks, batch_size: int, progress=None,
+                names: dict[str, tuple[str, ...]] | None = None) -> stats.UnitStats:
+        """Statistics of the pruned unit types over this rank's share of the train blocks, summed over all ranks:
+        the sums this method reads, or `names` (e.g. the union that several scorings read)."""
         shard = distributed.shard(blocks.collect)
-        needed = self.statistics_needed()
+        needed = names or self.statistics_needed()
         if not any(needed.values()):  # random scoring, zero offset: no activation is read, so no forward pass
             return stats.counts_only(self.model_map, shard, tuple(self.units()), progress=progress).all_reduce()
         with self.fast_forward() as kept:
@@ -182,29 +196,41 @@ class Pruner:
             self.step(*fixed, step)
             yield step
 
+    def _quota(self, unit: str, step: int) -> int:
+        """How many more units of a type this step prunes."""
+        frac, total = self.method.fraction(unit), self.masks.pruned[unit].numel()
+        if self.method.recollect:
+            return round(frac * total)
+        return round(frac * step * total) - self.masks.count(unit)  # statistics of the unpruned model: cumulative
+
+    def scores(self, forget: stats.UnitStats, retain: stats.UnitStats, unit: str) -> torch.Tensor:
+        """This unit type's scores: (L, width), or (L, heads) when whole heads are pruned."""
+        heads = unit == "attn" and self.method.attn_unit == "head"
+        name = self.method.scoring_for(unit)
+        context = scoring.Context(
+            unit, mean_ablation=self.method.offset == "mean", retain_weight=self.method.retain_weight,
+            weight_norms=edit.output_weight_norms(self.model_map, unit) if name == "wanda-diff" else None,
+        )
+        return scoring.score(name, forget, retain, unit, d_head=self.model_map.d_head if heads else None,
+                             seed=self.method.seed, context=context)
+
     def step(self, forget: stats.UnitStats, retain: stats.UnitStats, step: int) -> dict[str, torch.Tensor]:
         """Prune one more `frac` of each unit type (step is 1-based). Returns the newly pruned masks."""
         started = time.perf_counter()
-        new = {}
-        for unit in self.units():
-            frac = self.method.fraction(unit)
-            total = self.masks.pruned[unit].numel()
-            if self.method.recollect:
-                k = round(frac * total)
-            else:  # statistics from the unpruned model, cumulative fractions
-                k = round(frac * step * total) - self.masks.count(unit)
-            heads = unit == "attn" and self.method.attn_unit == "head"
-            d_head = self.model_map.d_head if heads else None
-            scores = scoring.score(
-                self.method.scoring_for(unit), forget, retain, unit, d_head=d_head, seed=self.method.seed
-            )
-            if heads:
-                already = self.masks.pruned[unit].reshape(scores.shape[0], -1, d_head).all(dim=-1)
-                k_heads = round(k / d_head)
-                chosen = edit.expand_heads(edit.select(scores, already, k_heads), d_head)
-            else:
-                chosen = edit.select(scores, self.masks.pruned[unit], k)
-            new[unit] = chosen & ~self.masks.pruned[unit]
+        scores = {unit: self.scores(forget, retain, unit) for unit in self.units()}
+        if self.method.joint:
+            chosen = edit.select_joint(scores, self.masks.pruned, sum(self._quota(u, step) for u in scores))
+        else:
+            chosen = {}
+            for unit, unit_scores in scores.items():
+                if unit == "attn" and self.method.attn_unit == "head":
+                    d_head = self.model_map.d_head
+                    already = self.masks.pruned[unit].reshape(unit_scores.shape[0], -1, d_head).all(dim=-1)
+                    heads = edit.select(unit_scores, already, round(self._quota(unit, step) / d_head))
+                    chosen[unit] = edit.expand_heads(heads, d_head)
+                else:
+                    chosen[unit] = edit.select(unit_scores, self.masks.pruned[unit], self._quota(unit, step))
+        new = {unit: mask & ~self.masks.pruned[unit] for unit, mask in chosen.items()}
         offsets = None
         if self.method.offset == "mean":
             offsets = {u: retain.mean(u, "sum").float() * new[u] for u in new}

@@ -112,3 +112,21 @@ def _metric_intervals(forget, retain, weights_forget, weights_retain, metric: st
 
 def half_width(interval) -> float:
     return (interval[1] - interval[0]) / 2
+
+
+def resampled_areas(forget: np.ndarray, retain: np.ndarray, metric: str, weights: tuple[np.ndarray, np.ndarray]):
+    """SA of each bootstrap replicate (replicates,) for one run's per-document counts and given weights."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d_forget = _drops(metric_values(np.asarray(forget, dtype=np.float64), metric, weights[0]))
+        d_retain = _drops(metric_values(np.asarray(retain, dtype=np.float64), metric, weights[1]))
+        return _areas(d_retain, d_forget)
+
+
+def paired_difference(runs: dict[str, tuple], first: str, second: str, *, metric: str = "top1",
+                      iterations: int = ITERATIONS, seed: int = SEED, level: float = LEVEL) -> list[float] | None:
+    """95% interval of SA(first) - SA(second) over documents both runs were measured on, each replicate
+    resampling the same documents for both (paired). `runs[name]` = (forget, retain) per-document counts."""
+    (f_a, r_a), (f_b, r_b) = runs[first], runs[second]
+    weights = replicates(np.asarray(f_a), np.asarray(r_a), iterations=iterations, seed=seed)
+    difference = resampled_areas(f_a, r_a, metric, weights) - resampled_areas(f_b, r_b, metric, weights)
+    return _percentile_interval(difference, level)

@@ -28,6 +28,10 @@ def method_tag(method: Mapping) -> str:
         scoring = slug(method["scoring"]["attn"])
         units.append(f"attn-{head}{scoring}-{_fraction(method['attn_frac'])}x{steps}")
     parts = ["+".join(units) or "noprune"]
+    if method.get("joint"):
+        parts.append("joint")
+    if method.get("retain_weight", 1.0) != 1.0:
+        parts.append(f"rw{_fraction(method['retain_weight'])}")
     if method["offset"] == "mean":
         parts.append("mean")
     if not method["recollect"]:

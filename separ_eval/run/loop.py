@@ -8,6 +8,7 @@ uninterrupted one. At the end the loop writes the results file and its plot.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -36,13 +37,26 @@ def _tokens_callback(progress: Progress | None, phase: str, step: int):
     return callback
 
 
+@dataclass
+class SharedStart:
+    """What runs that differ only in how they score units compute alike, computed once (see run.compare)."""
+
+    step0: dict | None = None  # the step-0 record: metrics and per-document counts of the unpruned model
+    statistics: tuple[stats.UnitStats, stats.UnitStats] | None = None  # the unpruned model's sums (a union)
+    forget: data.CorpusBlocks | None = None  # the prepared blocks (same tokenizer, same budget)
+    retain: data.CorpusBlocks | None = None
+
+
 class Run:
     """One model x target x method: prepares everything once, then steps."""
 
-    def __init__(self, config: RunConfig, progress: Progress | None = None, log: Callable[[str], None] = print):
+    def __init__(self, config: RunConfig, progress: Progress | None = None, log: Callable[[str], None] = print,
+                 shared: SharedStart | None = None):
         self.config = config
         self.progress = progress
         self.log = log
+        self.shared = shared or SharedStart()
+        self._collected_s = 0.0
         method = config.method
         self.target = config.load_target()
         self.tasks = TaskRunner(config, self.target, log)
@@ -68,8 +82,10 @@ class Run:
         self.timing["load_s"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        self.forget = data.CorpusBlocks.prepare(data.load_corpus(self.target.forget.corpus), self.tokenizer, method.budget)
-        self.retain = data.CorpusBlocks.prepare(data.load_corpus(self.target.retain.corpus), self.tokenizer, method.budget)
+        self.forget = self.shared.forget or data.CorpusBlocks.prepare(
+            data.load_corpus(self.target.forget.corpus), self.tokenizer, method.budget)
+        self.retain = self.shared.retain or data.CorpusBlocks.prepare(
+            data.load_corpus(self.target.retain.corpus), self.tokenizer, method.budget)
         self.timing["prepare_s"] = time.perf_counter() - started
 
         self.pruner = Pruner(self.model, self.model_map, method)
@@ -105,11 +121,16 @@ class Run:
                 return cached
             if step > 1:
                 raise self.run_dir.missing_stats_error()
+        if step == 1 and self.shared.statistics is not None:  # the unpruned model's, computed once for several runs
+            if fixed and distributed.is_main():
+                self.run_dir.save_fixed_stats(*self.shared.statistics)
+            return self.shared.statistics
         started = time.perf_counter()
         callback = _tokens_callback(self.progress, "collect", step)
         forget = self.pruner.collect(self.forget, self.batch_size, progress=callback)
         retain = self.pruner.collect(self.retain, self.batch_size, progress=callback)
-        self.timing["collect_s"] += time.perf_counter() - started
+        self._collected_s = time.perf_counter() - started
+        self.timing["collect_s"] += self._collected_s
         if fixed and distributed.is_main():
             self.run_dir.save_fixed_stats(forget, retain)
         return forget, retain
@@ -149,12 +170,14 @@ class Run:
         run_started = time.perf_counter()
         records = self._open()
         if not records:
-            self._commit(records, {"step": 0, "pruned": {"ff": 0.0, "attn": 0.0}, **self._evaluate(0)})
+            step0 = self.shared.step0 or {"step": 0, "pruned": {"ff": 0.0, "attn": 0.0}, **self._evaluate(0)}
+            self._commit(records, step0)
         for step in self.pruner.prune_steps(self._statistics, first=records[-1]["step"] + 1):
             if distributed.is_main():
                 self.pruner.masks.save(self.run_dir.masks_dir(step))
             pruned = {u: self.pruner.masks.fraction(u) for u in ("ff", "attn")}
-            self._commit(records, {"step": step, "pruned": pruned, **self._evaluate(step)})
+            collected, self._collected_s = self._collected_s, 0.0  # this step's own collection (0: shared or fixed)
+            self._commit(records, {"step": step, "pruned": pruned, **self._evaluate(step), "collect_s": collected})
         self.timing["prune_s"] = self.pruner.prune_seconds
         self.timing["total_s"] = time.perf_counter() - run_started
         results = self.results(records)
