@@ -137,3 +137,17 @@ def test_bad_corpora_get_actionable_errors(tmp_path, tiny_tokenizer):
         data.load_corpus("nowhere")
     with pytest.raises(data.CorpusError, match="only 9 tokens in distinct windows but 100000 were requested"):
         data.pack(tiny_tokenizer, ["a short text"], n_tokens=100000, block_len=64)
+
+
+def test_a_dataset_with_named_splits_is_used_as_given(tmp_path):
+    """{hub: ..., train: SPLIT, test: SPLIT}: the datasets library's own splits (here a local dataset folder)."""
+    folder = tmp_path / "my-dataset"
+    folder.mkdir()
+    (folder / "train.jsonl").write_text("".join(json.dumps({"body": f"train document {i}"}) + "\n" for i in range(5)))
+    (folder / "validation.jsonl").write_text("".join(json.dumps({"body": f"held out {i}"}) + "\n" for i in range(3)))
+    corpus = data.load_corpus({"hub": str(folder), "text_field": "body", "train": "train", "test": "validation"})
+    assert corpus.split("train") == [f"train document {i}" for i in range(5)]
+    assert corpus.split("test") == [f"held out {i}" for i in range(3)]
+    assert corpus.source == "hub:my-dataset [train, validation]" and str(tmp_path) not in corpus.source
+    with pytest.raises(data.CorpusError, match="split 'nope'"):
+        data.load_corpus({"hub": str(folder), "text_field": "body", "train": "train", "test": "nope"})

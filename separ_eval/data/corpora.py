@@ -101,7 +101,8 @@ def corpus_label(spec) -> str:
     """How a corpus is named in results: embedded and hub names as they are, local paths by file name."""
     if isinstance(spec, Mapping):
         if "hub" in spec:
-            return f"hub:{spec['hub']}"
+            hub = str(spec["hub"])
+            return f"hub:{Path(hub).name if os.path.isdir(hub) else hub}"
         return ",".join(f"{split}={Path(str(spec[split])).name}" for split in SPLITS if split in spec)
     spec = str(spec)
     if spec in EMBEDDED_CORPORA or spec in HUB or spec in ALIASES:
@@ -151,7 +152,7 @@ def _load_splits(spec: dict) -> Corpus:
         hub = HubCorpus(str(spec["hub"]), spec.get("name"), str(spec.get("text_field", "text")),
                         max_documents=int(spec.get("max_documents", 20000)),
                         splits=(str(spec.get("train", "train")), str(spec.get("test", "test"))))
-        return _load_hub(f"hub:{hub.path}", hub)
+        return _load_hub(corpus_label(spec), hub)
     missing = [split for split in SPLITS if not spec.get(split)]
     if missing or set(spec) - set(SPLITS):
         raise CorpusError(f"A corpus with its own splits needs exactly `train` and `test` files (or `hub` and split "
@@ -225,7 +226,8 @@ def _stream(spec: HubCorpus, split: str) -> list[str]:
 
 
 def _load_hub(name: str, spec: HubCorpus) -> Corpus:
-    source = f"hub:{spec.path}" + (f"/{spec.name}" if spec.name else "")
+    where = Path(spec.path).name if os.path.isdir(spec.path) else spec.path  # a local dataset folder: its name
+    source = f"hub:{where}" + (f"/{spec.name}" if spec.name else "")
     if spec.splits is None:
         return Corpus(name, source, _stream(spec, "train"))
     parts = dict(zip(SPLITS, (_stream(spec, split) for split in spec.splits)))
