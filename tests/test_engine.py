@@ -106,32 +106,28 @@ def test_mean_offset_equals_replacing_by_the_mean(family_model):
     torch.testing.assert_close(_logits(model, blocks)[valid], reference[valid], atol=1e-5, rtol=0)
 
 
-def _direct_stats(model, model_map, blocks):
-    """Float64 statistics from captured activations, the slow obvious way."""
-    captured = {u: [[] for _ in range(model_map.n_layers)] for u in arch.UNIT_TYPES}
-
-    def capture(unit, layer):
-        def hook(module, args):
-            captured[unit][layer].append(args[0].detach().double())
-        return hook
-
-    handles = [model_map.projection(u, l).register_forward_pre_hook(capture(u, l))
-               for u in arch.UNIT_TYPES for l in range(model_map.n_layers)]
+def _captured(model, model_map, blocks):
+    """Float64 activations (layer, tokens, width) of every unit type, the slow obvious way."""
+    kept = {u: [None] * model_map.n_layers for u in arch.UNIT_TYPES}
+    handles = [model_map.projection(u, l).register_forward_pre_hook(
+        lambda m, args, u=u, l=l: kept[u].__setitem__(l, args[0].detach().double()))
+        for u in arch.UNIT_TYPES for l in range(model_map.n_layers)]
     with torch.no_grad():
         arch.base_model(model)(input_ids=blocks.input_ids, attention_mask=blocks.attention_mask)
     for handle in handles:
         handle.remove()
     valid = blocks.attention_mask.bool()
+    return {u: torch.stack([a.reshape(*valid.shape, -1)[valid] for a in kept[u]]) for u in arch.UNIT_TYPES}
+
+
+def _direct_stats(model, model_map, blocks):
+    """Float64 statistics from captured activations, the slow obvious way."""
     out = {}
-    for unit in arch.UNIT_TYPES:
-        per_layer = []
-        for layer in range(model_map.n_layers):
-            a = captured[unit][layer][0].reshape(*valid.shape, -1)[valid]  # (tokens, width)
-            per_layer.append(torch.stack([
-                torch.full_like(a[0], a.shape[0]), a.sum(0), (a * a).sum(0), a.abs().sum(0),
-                a.abs().sqrt().sum(0), (a > 0).double().sum(0),
-            ]))
-        out[unit] = torch.stack(per_layer, dim=1)
+    for unit, acts in _captured(model, model_map, blocks).items():  # (layer, tokens, width)
+        out[unit] = torch.stack([
+            torch.full_like(acts[:, 0], acts.shape[1]), acts.sum(1), (acts * acts).sum(1), acts.abs().sum(1),
+            acts.abs().sqrt().sum(1), (acts > 0).double().sum(1),
+        ])
     return out
 
 
@@ -549,20 +545,6 @@ def test_attribution_equals_a_direct_computation_with_full_logits():
         expected = direct - 0.5 * direct.clamp_min(0)
         torch.testing.assert_close(scoring.score("attrib", collected, collected, unit, context=context), expected,
                                    rtol=1e-6, atol=1e-9)
-
-
-def _captured(model, model_map, blocks):
-    """Float64 activations (layer, tokens, width) of every unit type, the slow obvious way."""
-    kept = {u: [None] * model_map.n_layers for u in arch.UNIT_TYPES}
-    handles = [model_map.projection(u, l).register_forward_pre_hook(
-        lambda m, args, u=u, l=l: kept[u].__setitem__(l, args[0].detach().double()))
-        for u in arch.UNIT_TYPES for l in range(model_map.n_layers)]
-    with torch.no_grad():
-        arch.base_model(model)(input_ids=blocks.input_ids, attention_mask=blocks.attention_mask)
-    for handle in handles:
-        handle.remove()
-    valid = blocks.attention_mask.bool()
-    return {u: torch.stack([a[valid] for a in kept[u]]) for u in arch.UNIT_TYPES}
 
 
 @pytest.mark.parametrize("family", ["llama", "gpt2"])
