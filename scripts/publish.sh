@@ -17,5 +17,5 @@ for model in "$@"; do
   done
 done
 $SEPAR validate results
-"$PYTHON" scripts/results_readme.py results > results/README.md.tmp
+$PYTHON scripts/results_readme.py results > results/README.md.tmp
 mv results/README.md.tmp results/README.md

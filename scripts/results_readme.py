@@ -31,9 +31,11 @@ def main(directory: str) -> str:
         "",
         "Written by `scripts/publish.sh` from the results files in this folder (`separ-eval leaderboard results",
         "--format md --target ...`); not edited by hand. Package defaults: "
-        f"{m.steps} steps of {m.ff_frac:g} of the units, {m.collect_tokens} collection / {m.eval_tokens} evaluation "
-        f"tokens per corpus in windows of {m.window} tokens (so each side reads about "
-        f"{m.collect_tokens // m.window} / {m.eval_tokens // m.window} documents), blocks of {m.block_len}, float32, CPU.",
+        f"{m.steps} steps of {100 * m.ff_frac:g}% of the feed-forward neurons (`attn-` rows: of the attention "
+        f"neurons), {m.collect_tokens} collection / {m.eval_tokens} evaluation tokens per corpus in windows of "
+        f"{m.window} tokens (so each side reads about {-(-m.collect_tokens // m.window)} / "
+        f"{-(-m.eval_tokens // m.window)} documents), blocks of {m.block_len}, float32, on a 2-core CPU (the "
+        "`timing` in the files was measured while other runs shared the machine).",
         "",
         "A run's `±` is half its 95% bootstrap interval over evaluation documents (resampled jointly over steps);",
         "`random` is run under 3 seeds and shown as one band: mean `±` standard deviation across seeds, and the",
