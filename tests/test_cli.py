@@ -404,3 +404,17 @@ def test_debug_shows_the_traceback_and_bugs_keep_theirs(tiny, monkeypatch):
     result = invoke("--model", tiny["model"], "--prune-target", "tiny", "--include-path", tiny["include"])
     assert result.exit_code == 1 and isinstance(result.exception, ValueError)  # not a one-line "Error:"
     assert "Error: a programming error" not in result.output
+
+
+def test_compare_prints_one_table_and_writes_compare_json(tiny, tmp_path):
+    result = invoke("compare", "--model", tiny["model"], "--prune-target", "tiny", "--include-path", tiny["include"],
+                    "--scorings", "abs,wanda-diff,random", "--seeds", "0,1", "--collect-tokens", 1500,
+                    "--eval-tokens", 1000, "--block-len", 64, "--steps", 2, "--ff-frac", 0.1, "--batch-size", 4,
+                    "--device", "cpu", "--output", tmp_path)
+    assert result.exit_code == 0, result.output
+    [folder] = (tmp_path / "compare").iterdir()
+    saved = json.loads((folder / "compare.json").read_text())
+    assert set(saved["scorings"]) == {"abs", "wanda-diff", "random", "random-seed1"}  # random once per seed
+    assert "ΔSA vs abs" in result.stdout and "wanda-diff" in result.stdout
+    fails_cleanly(invoke("compare", "--model", tiny["model"], "--prune-target", "tiny", "--include-path",
+                         tiny["include"], "--scorings", "abs@fine", "--output", tmp_path), 1, "FRACTIONxSTEPS")
