@@ -1,4 +1,5 @@
-"""Write results/README.md from the results files in a folder: one leaderboard table per target.
+"""Write results/README.md from the results files in a folder: one leaderboard table per target, then one table
+per scoring comparison found in `<folder>/compare/*/compare.json`.
 
     python scripts/results_readme.py results > results/README.md
 
@@ -7,8 +8,12 @@ Called by scripts/publish.sh; the numbers come from the files, never from this s
 
 from __future__ import annotations
 
+import json
 import sys
 from collections import defaultdict
+from pathlib import Path
+
+from pytablewriter import MarkdownTableWriter
 
 from separ_eval.engine.method import Method
 from separ_eval.report.leaderboard import leaderboard_rows
@@ -45,7 +50,43 @@ def main(directory: str) -> str:
     ]
     for target in sorted(by_target, key=lambda t: (t not in TARGET_TITLES, t)):
         lines += [f"## {TARGET_TITLES.get(target, target)} (`{target}`)", "", render(by_target[target], "md").rstrip(), ""]
+    comparisons = sorted(Path(directory).glob("compare/*/compare.json"))
+    if comparisons:
+        lines += [
+            "## Scorings compared (`separ-eval compare`)", "",
+            "Each scoring pruned 5 x 5% of the FF neurons on the same evaluation documents as the others, so a",
+            "difference is paired: its 95% interval resamples the same documents for both runs. `centred` runs with",
+            "`--offset mean`. Collection cost is seconds per step of the scoring's own statistics pass, and its ratio",
+            "to `abs` (`shared`: nothing beyond the statistics every scoring shares).", "",
+        ]
+        for path in comparisons:
+            lines += [compare_section(json.loads(path.read_text()), path.parent.name), ""]
     return "\n".join(lines)
+
+
+def _diff(value, bounds) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:+.3f} [{bounds[0]:+.3f}, {bounds[1]:+.3f}]" if bounds else f"{value:+.3f}"
+
+
+def compare_section(obj: dict, folder: str) -> str:
+    """One comparison's table, best SA first."""
+    rows = []
+    for name, e in sorted(obj["scorings"].items(), key=lambda item: -(item[1]["sa"] if item[1]["sa"] is not None else -9)):
+        half = (e["sa_ci"][1] - e["sa_ci"][0]) / 2 if e["sa_ci"] else None
+        cost = e["collect_s_per_step"]
+        rows.append([name, "n/a" if e["sa"] is None else (f"{e['sa']:.3f} ± {half:.3f}" if half is not None else f"{e['sa']:.3f}"),
+                     _diff(e["sa_diff_abs"], e["sa_diff_abs_ci"]),
+                     _diff(e["sa_diff_best_classical"], e["sa_diff_best_classical_ci"]),
+                     f"{cost:.1f}" if cost else "shared",
+                     f"{e['collect_cost_x_abs']:.2f}" if e["collect_cost_x_abs"] else ""])
+    writer = MarkdownTableWriter(
+        headers=["Scoring", f"SA {obj['metric']}", f"ΔSA vs {obj['reference']} [95%]",
+                 f"ΔSA vs best classical ({obj['best_classical']}) [95%]", "Collect s/step", "x abs"],
+        value_matrix=rows, margin=1)
+    title = f"### {obj['model']} ({obj['family']}), {obj['direction']}"
+    return f"{title}\n\n`compare/{folder}/compare.json`, plot `compare/{folder}/compare.png`\n\n{writer.dumps().rstrip()}"
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """The `separ-eval` command line: help, error messages, leaderboard, validate, export, sweep."""
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -18,6 +20,8 @@ from separ_eval.engine.method import Method
 from separ_eval.report.schema import SCHEMA
 from separ_eval.report.separability import summarize
 from separ_eval.testing import save_tiny, tiny_tokenizer
+
+ROOT = Path(__file__).resolve().parent.parent
 
 HASH = "0123456789abcdef" * 4
 
@@ -406,6 +410,13 @@ def test_debug_shows_the_traceback_and_bugs_keep_theirs(tiny, monkeypatch):
     assert "Error: a programming error" not in result.output
 
 
+def _results_readme():
+    spec = importlib.util.spec_from_file_location("results_readme", ROOT / "scripts" / "results_readme.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_compare_prints_one_table_and_writes_compare_json(tiny, tmp_path):
     result = invoke("compare", "--model", tiny["model"], "--prune-target", "tiny", "--include-path", tiny["include"],
                     "--scorings", "abs,wanda-diff,random", "--seeds", "0,1", "--collect-tokens", 1500,
@@ -416,5 +427,11 @@ def test_compare_prints_one_table_and_writes_compare_json(tiny, tmp_path):
     saved = json.loads((folder / "compare.json").read_text())
     assert set(saved["scorings"]) == {"abs", "wanda-diff", "random", "random-seed1"}  # random once per seed
     assert "ΔSA vs abs" in result.stdout and "wanda-diff" in result.stdout
+    readme = _results_readme().main(str(tmp_path))  # what scripts/publish.sh writes into results/README.md
+    section = readme[readme.index("## Scorings compared"):]
+    rows = [line for line in section.splitlines() if line.startswith("|") and not line.startswith("| --")][1:]
+    assert sorted(row.split("|")[1].strip() for row in rows) == ["abs", "random", "random-seed1", "wanda-diff"]
+    abs_row = next(row for row in rows if row.split("|")[1].strip() == "abs")
+    assert f"{saved['scorings']['abs']['sa']:.3f} ±" in abs_row and "+0.000 [+0.000, +0.000]" in abs_row
     fails_cleanly(invoke("compare", "--model", tiny["model"], "--prune-target", "tiny", "--include-path",
                          tiny["include"], "--scorings", "abs@fine", "--output", tmp_path), 1, "FRACTIONxSTEPS")
