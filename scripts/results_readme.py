@@ -16,6 +16,7 @@ from pathlib import Path
 from pytablewriter import MarkdownTableWriter
 
 from separ_eval.engine.method import Method
+from separ_eval.report.compare import comparison_cells
 from separ_eval.report.leaderboard import leaderboard_rows
 from separ_eval.report.render import render
 from separ_eval.report.store import collect_results
@@ -64,23 +65,10 @@ def main(directory: str) -> str:
     return "\n".join(lines)
 
 
-def _diff(value, bounds) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:+.3f} [{bounds[0]:+.3f}, {bounds[1]:+.3f}]" if bounds else f"{value:+.3f}"
-
-
 def compare_section(obj: dict, folder: str) -> str:
     """One comparison's table, best SA first."""
-    rows = []
-    for name, e in sorted(obj["scorings"].items(), key=lambda item: -(item[1]["sa"] if item[1]["sa"] is not None else -9)):
-        half = (e["sa_ci"][1] - e["sa_ci"][0]) / 2 if e["sa_ci"] else None
-        cost = e["collect_s_per_step"]
-        rows.append([name, "n/a" if e["sa"] is None else (f"{e['sa']:.3f} ± {half:.3f}" if half is not None else f"{e['sa']:.3f}"),
-                     _diff(e["sa_diff_abs"], e["sa_diff_abs_ci"]),
-                     _diff(e["sa_diff_best_classical"], e["sa_diff_best_classical_ci"]),
-                     f"{cost:.1f}" if cost else "shared",
-                     f"{e['collect_cost_x_abs']:.2f}" if e["collect_cost_x_abs"] else ""])
+    columns = ("scoring", "sa", "diff_abs", "diff_best_classical", "collect_s", "x_abs")
+    rows = [[row[k] for k in columns] for row in comparison_cells(obj)]
     writer = MarkdownTableWriter(
         headers=["Scoring", f"SA {obj['metric']}", f"ΔSA vs {obj['reference']} [95%]",
                  f"ΔSA vs best classical ({obj['best_classical']}) [95%]", "Collect s/step", "x abs"],

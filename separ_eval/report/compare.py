@@ -86,18 +86,31 @@ def _with_error(value, bounds) -> str:
     return f"{value:.3f} ± {(bounds[1] - bounds[0]) / 2:.3f}" if bounds else f"{value:.3f}"
 
 
+def comparison_cells(obj: dict) -> list[dict[str, str]]:
+    """Each scoring's formatted cells, best SA first: what the terminal table and the Markdown summary show."""
+    cells = []
+    for name, e in sorted(obj["scorings"].items(), key=lambda item: -(item[1]["sa"] if item[1]["sa"] is not None else -9)):
+        cost = e["collect_s_per_step"]
+        cells.append({
+            "scoring": name, "sa": _with_error(e["sa"], e["sa_ci"]), "mdd": _with_error(e["mdd"], e["mdd_ci"]),
+            "f_at_r5": _with_error(e["f_at_r5"], e["f_at_r5_ci"]),
+            "diff_abs": _interval(e["sa_diff_abs"], e["sa_diff_abs_ci"]),
+            "diff_best_classical": _interval(e["sa_diff_best_classical"], e["sa_diff_best_classical_ci"]),
+            "collect_s": f"{cost:.1f}" if cost else "shared",
+            "x_abs": f"{e['collect_cost_x_abs']:.2f}" if e["collect_cost_x_abs"] else "",
+        })
+    return cells
+
+
 def comparison_table(obj: dict) -> Table:
     table = Table(title=Text(f"{obj['model']} · {obj['direction']} · SA ({obj['metric']}) by scoring; differences "
                              "paired over the same documents, 95% intervals"))
     for header in ("scoring", "SA", "MDD", "F@R5", f"ΔSA vs {obj['reference']}",
                    f"ΔSA vs best classical ({obj['best_classical']})", "collect s/step", "x abs"):
         table.add_column(header, justify="left" if header == "scoring" else "right")
-    for name, e in sorted(obj["scorings"].items(), key=lambda item: -(item[1]["sa"] if item[1]["sa"] is not None else -9)):
-        cost = e["collect_s_per_step"]
-        table.add_row(Text(name), _with_error(e["sa"], e["sa_ci"]), _with_error(e["mdd"], e["mdd_ci"]),
-                      _with_error(e["f_at_r5"], e["f_at_r5_ci"]), _interval(e["sa_diff_abs"], e["sa_diff_abs_ci"]),
-                      _interval(e["sa_diff_best_classical"], e["sa_diff_best_classical_ci"]),
-                      f"{cost:.1f}" if cost else "shared", f"{e['collect_cost_x_abs']:.2f}" if e["collect_cost_x_abs"] else "")
+    for row in comparison_cells(obj):
+        table.add_row(Text(row["scoring"]), *(row[k] for k in ("sa", "mdd", "f_at_r5", "diff_abs", "diff_best_classical",
+                                                                "collect_s", "x_abs")))
     return table
 
 

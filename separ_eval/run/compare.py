@@ -83,7 +83,7 @@ def _shared_start(base: Run, methods: list[Method], shared_dir: Path) -> SharedS
     if step0_path.exists():
         step0 = json.loads(step0_path.read_text())
     else:
-        step0 = {"step": 0, "pruned": {"ff": 0.0, "attn": 0.0}, **base._evaluate(0), "collect_s": 0.0}
+        step0 = {**base.step0_record(), "collect_s": 0.0}
         if distributed.is_main():
             write_json(step0_path, step0)
     if all(p.exists() for p in stats_paths):
@@ -127,7 +127,7 @@ def compare(config: RunConfig, scorings: list[str], seeds=(), *, log: Callable[[
         results[name], paths[name] = execute(run)
         costs[name] = collect_cost(run)
         if run is not base:
-            del run
+            del run  # frees this run's model before the next one loads: one extra model in memory at a time, not two
     obj = comparison(results, costs, reference=scorings[0] if "abs" not in results else "abs",
                      files={name: path.name for name, path in paths.items() if path is not None})
     if distributed.is_main():

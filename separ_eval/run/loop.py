@@ -165,13 +165,16 @@ class Run:
 
     # ------------------------------------------------------------------ the loop
 
+    def step0_record(self) -> dict:
+        """The unpruned model's record: its metrics and per-document counts on the evaluation blocks."""
+        return {"step": 0, "pruned": {"ff": 0.0, "attn": 0.0}, **self._evaluate(0)}
+
     def execute(self) -> tuple[Results, Path | None]:
         """Run (or resume) every step; returns the results and where they were written (rank 0)."""
         run_started = time.perf_counter()
         records = self._open()
         if not records:
-            step0 = self.shared.step0 or {"step": 0, "pruned": {"ff": 0.0, "attn": 0.0}, **self._evaluate(0)}
-            self._commit(records, step0)
+            self._commit(records, self.shared.step0 or self.step0_record())
         for step in self.pruner.prune_steps(self._statistics, first=records[-1]["step"] + 1):
             if distributed.is_main():
                 self.pruner.masks.save(self.run_dir.masks_dir(step))
